@@ -1,0 +1,217 @@
+"""Collections of documents, the documents themselves, and their indexed chunks."""
+
+import uuid
+
+from django.conf import settings
+from django.contrib.auth.models import Group
+from django.contrib.postgres.indexes import GinIndex, OpClass
+from django.contrib.postgres.search import SearchVector, SearchVectorField
+from django.db import models
+from django.db.models.functions import Cast
+from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
+from pgvector.django import HnswIndex, VectorField
+
+from ragapp.providers.catalog import (
+    INDEXED_DIMENSIONS,
+    default_embedding_dimensions,
+    default_embedding_model,
+)
+
+
+def document_upload_to(instance: "Document", filename: str) -> str:
+    """Store every upload under a server-made name; the client's name is metadata.
+
+    Names from clients carry `../`, NULs and worse (T17), so none of it reaches
+    the filesystem.
+    """
+    return f"documents/{uuid.uuid4().hex}"
+
+
+class Collection(models.Model):
+    """A set of documents that the same groups may ask questions about."""
+
+    name = models.CharField(_("name"), max_length=200)
+    slug = models.SlugField(_("slug"), max_length=100, unique=True)
+    description = models.TextField(_("description"), blank=True)
+    reader_groups = models.ManyToManyField(
+        Group,
+        blank=True,
+        related_name="readable_collections",
+        verbose_name=_("reader groups"),
+        help_text=_("Members of these groups may ask questions in this collection."),
+    )
+    embedding_model = models.CharField(
+        _("embedding model"),
+        max_length=200,
+        default=default_embedding_model,
+        help_text=_("Changing the model means re-indexing every document."),
+    )
+    embedding_dimensions = models.PositiveSmallIntegerField(
+        _("embedding dimensions"), default=default_embedding_dimensions
+    )
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["name"]
+        constraints = [
+            models.CheckConstraint(
+                condition=models.Q(embedding_dimensions__gt=0),
+                name="collection_embedding_dimensions_positive",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Document(models.Model):
+    """One uploaded file and where its ingestion stands."""
+
+    class Status(models.TextChoices):
+        QUEUED = "queued", _("Queued")
+        PARSING = "parsing", _("Parsing")
+        EMBEDDING = "embedding", _("Embedding")
+        READY = "ready", _("Ready")
+        FAILED = "failed", _("Failed")
+
+    collection = models.ForeignKey(
+        Collection, on_delete=models.CASCADE, related_name="documents"
+    )
+    title = models.CharField(_("title"), max_length=500)
+    original_filename = models.CharField(
+        _("original file name"),
+        max_length=500,
+        blank=True,
+        help_text=_("As the uploader named it; shown escaped, never used as a path."),
+    )
+    file = models.FileField(_("file"), upload_to=document_upload_to, max_length=300)
+    sha256 = models.CharField(_("SHA-256"), max_length=64)
+    content_type = models.CharField(_("content type"), max_length=200)
+    size_bytes = models.PositiveBigIntegerField(_("size in bytes"))
+    page_count = models.PositiveIntegerField(_("pages"), null=True, blank=True)
+    attributes = models.JSONField(
+        _("attributes"),
+        default=dict,
+        blank=True,
+        help_text=_("Free-form key/value pairs, usable as retrieval filters."),
+    )
+    status = models.CharField(
+        _("status"), max_length=20, choices=Status.choices, default=Status.QUEUED
+    )
+    status_changed_at = models.DateTimeField(default=timezone.now)
+    error_message = models.TextField(_("error"), blank=True)
+    indexed_version = models.PositiveIntegerField(
+        default=0,
+        help_text=_("Chunk version that is searchable; 0 until first indexed."),
+    )
+    indexed_at = models.DateTimeField(null=True, blank=True)
+    uploaded_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["collection", "sha256"],
+                name="document_unique_content_per_collection",
+                violation_error_message=_("This file is already in the collection."),
+            ),
+        ]
+        indexes = [
+            models.Index(
+                fields=["collection", "status"], name="document_collection_status"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return self.title
+
+
+def _hnsw_index(dimensions: int) -> HnswIndex:
+    # pgvector indexes only fixed-size vectors: one partial index per supported
+    # dimension over the cast column, as pgvector's README advises for mixed sizes.
+    return HnswIndex(
+        OpClass(
+            Cast("embedding", VectorField(dimensions=dimensions)),
+            name="vector_cosine_ops",
+        ),
+        name=f"chunk_embedding_hnsw_{dimensions}",
+        m=16,
+        ef_construction=64,
+        condition=models.Q(embedding_dimensions=dimensions),
+    )
+
+
+class Chunk(models.Model):
+    """A passage of a document: the unit retrieved, embedded and cited.
+
+    Chunks of a re-index are written beside the live ones under a new `version`
+    and swapped in by moving `Document.indexed_version`, so searches never see
+    half a document.
+    """
+
+    document = models.ForeignKey(
+        Document, on_delete=models.CASCADE, related_name="chunks"
+    )
+    # Denormalised from the document so the access filter and vector search run
+    # on this table alone.
+    collection = models.ForeignKey(
+        Collection, on_delete=models.CASCADE, related_name="+", db_index=False
+    )
+    version = models.PositiveIntegerField(default=1)
+    ordinal = models.PositiveIntegerField()
+    text = models.TextField()
+    heading = models.CharField(max_length=500, blank=True)
+    token_count = models.PositiveIntegerField()
+    page_start = models.PositiveIntegerField(null=True, blank=True)
+    page_end = models.PositiveIntegerField(null=True, blank=True)
+    embedding = VectorField(null=True, blank=True)
+    # Derived by PostgreSQL so it can never disagree with the vector it indexes.
+    embedding_dimensions = models.GeneratedField(
+        expression=models.Func("embedding", function="vector_dims"),
+        output_field=models.PositiveSmallIntegerField(),
+        db_persist=True,
+    )
+    search_vector = models.GeneratedField(
+        expression=SearchVector("text", config="english"),
+        output_field=SearchVectorField(),
+        db_persist=True,
+    )
+
+    class Meta:
+        ordering = ["document", "version", "ordinal"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["document", "version", "ordinal"],
+                name="chunk_unique_position",
+            ),
+            models.CheckConstraint(
+                condition=models.Q(page_end__gte=models.F("page_start")),
+                name="chunk_page_range_ordered",
+            ),
+        ]
+        indexes = [
+            GinIndex(fields=["search_vector"], name="chunk_search_vector_gin"),
+            models.Index(
+                fields=["collection", "document"], name="chunk_collection_document"
+            ),
+            *(_hnsw_index(d) for d in INDEXED_DIMENSIONS),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.document} #{self.ordinal}"

