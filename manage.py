@@ -11,9 +11,11 @@ def main() -> None:
     from django.core.exceptions import ImproperlyConfigured
     from django.core.management import execute_from_command_line
 
+    from ragapp.runtime.exceptions import RuntimeSetupError
+
     try:
         execute_from_command_line(sys.argv)
-    except ImproperlyConfigured as exc:
+    except (ImproperlyConfigured, RuntimeSetupError) as exc:
         sys.stderr.write(f"ragapp: {exc}\n")
         sys.exit(2)
 

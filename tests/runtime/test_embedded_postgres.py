@@ -1,0 +1,105 @@
+"""The embedded server starts, recovers from killed runs, and explains failures."""
+
+import os
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import psutil
+import psycopg
+import pytest
+
+from ragapp.runtime import embedded_postgres
+from ragapp.runtime.exceptions import EmbeddedServiceError
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture
+def pgdata(tmp_path) -> Path:
+    path = tmp_path / "pg"
+    yield path
+    embedded_postgres.stop(path)
+
+
+def _select_one(server: embedded_postgres.EmbeddedPostgres) -> int:
+    with psycopg.connect(server.conninfo()) as conn:
+        return conn.execute("SELECT 1").fetchone()[0]
+
+
+def _postmaster_pid(pgdata: Path) -> int:
+    return int((pgdata / "postmaster.pid").read_text().splitlines()[0])
+
+
+def test_first_start_creates_a_cluster_with_pgvector_and_a_second_attaches(pgdata):
+    first = embedded_postgres.ensure_running(pgdata)
+    assert first.started_here
+    embedded_postgres.ensure_database(first, "ragapp")
+    with psycopg.connect(first.conninfo("ragapp"), autocommit=True) as conn:
+        conn.execute("CREATE EXTENSION IF NOT EXISTS vector")
+        assert conn.execute("SELECT '[1,2]'::vector <=> '[2,4]'::vector").fetchone()[
+            0
+        ] == pytest.approx(0.0)
+    second = embedded_postgres.ensure_running(pgdata)
+    assert not second.started_here
+    assert second.socket_dir == first.socket_dir
+
+
+def test_server_killed_with_sigkill_is_restarted_on_next_use(pgdata):
+    embedded_postgres.ensure_running(pgdata)
+    pid = _postmaster_pid(pgdata)
+    os.kill(pid, signal.SIGKILL)
+    psutil.Process(pid).wait(timeout=10) if psutil.pid_exists(pid) else None
+    server = embedded_postgres.ensure_running(pgdata)
+    assert server.started_here
+    assert _select_one(server) == 1
+
+
+def test_stale_pid_file_naming_a_live_unrelated_process_is_cleared(pgdata):
+    embedded_postgres.ensure_running(pgdata)
+    pid_file = pgdata / "postmaster.pid"
+    lines = pid_file.read_text().splitlines()
+    embedded_postgres.stop(pgdata)
+    # After a crash the recorded pid may belong to any process by now.
+    impostor = subprocess.Popen(["sleep", "60"])
+    try:
+        lines[0] = str(impostor.pid)
+        pid_file.write_text("\n".join(lines) + "\n")
+        server = embedded_postgres.ensure_running(pgdata)
+        assert server.started_here
+        assert _select_one(server) == 1
+        assert impostor.poll() is None  # the unrelated process was left alone
+    finally:
+        impostor.kill()
+        impostor.wait()
+
+
+def test_server_that_cannot_start_gives_the_log_and_what_to_do(pgdata):
+    embedded_postgres.ensure_running(pgdata)
+    embedded_postgres.stop(pgdata)
+    with (pgdata / "postgresql.conf").open("a") as conf:
+        conf.write("\nshared_buffers = 'lots'\n")
+    with pytest.raises(EmbeddedServiceError) as excinfo:
+        embedded_postgres.ensure_running(pgdata)
+    message = str(excinfo.value)
+    assert "did not start" in message
+    assert "shared_buffers" in message  # the server's own complaint, from its log
+    assert "try again" in message
+
+
+def test_cluster_from_another_postgres_major_version_is_explained(pgdata):
+    pgdata.mkdir()
+    (pgdata / "PG_VERSION").write_text("15\n")
+    with pytest.raises(EmbeddedServiceError, match="made by PostgreSQL 15"):
+        embedded_postgres.ensure_running(pgdata)
+
+
+def test_stop_ends_the_server(pgdata):
+    embedded_postgres.ensure_running(pgdata)
+    pid = _postmaster_pid(pgdata)
+    embedded_postgres.stop(pgdata)
+    deadline = time.monotonic() + 10
+    while psutil.pid_exists(pid) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not psutil.pid_exists(pid)
