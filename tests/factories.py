@@ -5,7 +5,7 @@ from django.contrib.auth import get_user_model
 
 from ragapp.documents.models import Collection
 
-TEST_PASSWORD = "correct horse battery staple 42"  # noqa: S105
+TEST_PASSWORD = "correct horse battery staple 42"
 
 
 class UserFactory(factory.django.DjangoModelFactory):

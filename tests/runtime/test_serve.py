@@ -134,7 +134,7 @@ def test_make_run_starts_everything_and_a_second_run_reuses_the_data(tmp_path):
         first.wait_for("ragapp is running at")
         password = re.search(r"password: (\S+)", first.output).group(1)
         assert "username: admin" in first.output
-        assert password != "admin"  # noqa: S105
+        assert password != "admin"
 
         health = httpx.get(first.url("/healthz"), timeout=10).json()
         assert health == {
@@ -153,6 +153,7 @@ def test_make_run_starts_everything_and_a_second_run_reuses_the_data(tmp_path):
                 sys.executable,
                 "manage.py",
                 "shell",
+                "--no-imports",
                 "-c",
                 "from ragapp.runtime.tasks import worker_ping_task as t; "
                 "print('pid', t.delay('hello').get(timeout=30)['pid'])",
