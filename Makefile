@@ -16,7 +16,6 @@ run: $(RUN_STAMP)
 test: $(TEST_STAMP) test-services
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/python manage.py makemigrations --check --dry-run
 	$(BIN)/pytest
 
 install: $(RUN_STAMP)
