@@ -1,7 +1,7 @@
 # The image docker-compose.yml runs as `web`, `worker` and `migrate`.
 FROM python:3.11-slim
 
-ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 PIP_NO_CACHE_DIR=1
+ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 PIP_NO_CACHE_DIR=1 ORT_DISABLE_TELEMETRY=1
 
 RUN useradd --create-home --uid 10001 ragapp
 WORKDIR /app

@@ -9,6 +9,7 @@ Deployments differ only by environment, never by a second settings module.
 three in step with docker-compose.yml.
 """
 
+import os
 from pathlib import Path
 
 import environ
@@ -18,6 +19,10 @@ from django.core.exceptions import ImproperlyConfigured
 from ragapp.runtime.datadir import prepare_data_dir, read_or_create_secret_key
 
 BASE_DIR = Path(__file__).resolve().parent.parent
+
+# onnxruntime (the local embedder) queues usage telemetry unless told not to
+# before its first import; ragapp never phones home.
+os.environ.setdefault("ORT_DISABLE_TELEMETRY", "1")
 
 env = environ.Env()
 
@@ -154,6 +159,20 @@ MAX_UPLOAD_BYTES = env.int("RAGAPP_MAX_UPLOAD_MB", default=50) * 1024 * 1024
 MAX_UPLOAD_FILES = env.int("RAGAPP_MAX_UPLOAD_FILES", default=20)
 MAX_PAGES_PER_DOCUMENT = env.int("RAGAPP_MAX_PAGES", default=2000)
 MAX_CHUNKS_PER_DOCUMENT = env.int("RAGAPP_MAX_CHUNKS_PER_DOCUMENT", default=20000)
+# Untrusted files are parsed in a child process under these limits (T20).
+PARSE_TIMEOUT_SECONDS = env.int("RAGAPP_PARSE_TIMEOUT_SECONDS", default=120)
+PARSE_MEMORY_MB = env.int("RAGAPP_PARSE_MEMORY_MB", default=512)
+# Sized for the default embedder, which reads only its first 256 word-pieces.
+CHUNK_MAX_TOKENS = env.int("RAGAPP_CHUNK_MAX_TOKENS", default=200)
+CHUNK_OVERLAP_TOKENS = env.int("RAGAPP_CHUNK_OVERLAP_TOKENS", default=30)
+# How often the sweeper re-sends documents whose work may have been lost.
+INGEST_SWEEP_SECONDS = env.int("RAGAPP_INGEST_SWEEP_SECONDS", default=60)
+CELERY_BEAT_SCHEDULE = {
+    "documents-sweep": {
+        "task": "ragapp.documents.tasks.documents_sweep_task",
+        "schedule": INGEST_SWEEP_SECONDS,
+    }
+}
 DATA_UPLOAD_MAX_NUMBER_FILES = MAX_UPLOAD_FILES
 DATA_UPLOAD_MAX_NUMBER_FIELDS = 1000
 DATA_UPLOAD_MAX_MEMORY_SIZE = 2 * 1024 * 1024

@@ -14,6 +14,20 @@ EMBEDDING_DIMENSIONS: dict[str, int] = {
     "text-embedding-ada-002": 1536,
 }
 
+# Longest input each model takes, in its own tokens: the local ones truncate past
+# it (MiniLM was trained at 256 word-pieces), OpenAI's reject longer inputs. A
+# chunker reads it without loading the model.
+EMBEDDING_MAX_INPUT_TOKENS: dict[str, int] = {
+    "local/all-MiniLM-L6-v2": 256,
+    "local/wordllama-l2-supercat": 2048,
+    "text-embedding-3-small": 8191,
+    "text-embedding-3-large": 8191,
+    "text-embedding-ada-002": 8191,
+}
+# A model ragapp does not know (one served by Ollama, vLLM...) gets a limit most
+# embedding models accept.
+UNKNOWN_MODEL_MAX_INPUT_TOKENS = 512
+
 # Dimensions that have an HNSW index on chunk embeddings (migrations add one per
 # entry); a model with another dimension still works, by exact search.
 INDEXED_DIMENSIONS: tuple[int, ...] = (256, 384, 1536)
@@ -41,3 +55,8 @@ def embedding_dimensions(model: str) -> int:
 def default_embedding_dimensions() -> int:
     """Return the vector size of the default embedding model."""
     return embedding_dimensions(default_embedding_model())
+
+
+def embedding_max_input_tokens(model: str) -> int:
+    """Return the longest input `model` takes, in its own tokens."""
+    return EMBEDDING_MAX_INPUT_TOKENS.get(model, UNKNOWN_MODEL_MAX_INPUT_TOKENS)
