@@ -93,8 +93,14 @@ class Document(models.Model):
         blank=True,
         help_text=_("As the uploader named it; shown escaped, never used as a path."),
     )
-    file = models.FileField(_("file"), upload_to=document_upload_to, max_length=300)
-    sha256 = models.CharField(_("SHA-256"), max_length=64)
+    file = models.FileField(
+        _("file"),
+        upload_to=document_upload_to,
+        max_length=300,
+        blank=True,
+        help_text=_("Empty for uploads refused before they were stored."),
+    )
+    sha256 = models.CharField(_("SHA-256"), max_length=64, blank=True)
     content_type = models.CharField(_("content type"), max_length=200)
     size_bytes = models.PositiveBigIntegerField(_("size in bytes"))
     page_count = models.PositiveIntegerField(_("pages"), null=True, blank=True)
@@ -108,7 +114,29 @@ class Document(models.Model):
         _("status"), max_length=20, choices=Status.choices, default=Status.QUEUED
     )
     status_changed_at = models.DateTimeField(default=timezone.now)
+    error_code = models.CharField(_("error code"), max_length=50, blank=True)
     error_message = models.TextField(_("error"), blank=True)
+    warnings = models.JSONField(
+        _("warnings"),
+        default=list,
+        blank=True,
+        help_text=_("Notes from parsing, e.g. pages without a text layer."),
+    )
+    progress_done = models.PositiveIntegerField(_("done"), default=0)
+    progress_total = models.PositiveIntegerField(_("of"), default=0)
+    # Claim of the worker processing the document. A claim is a lease, renewed
+    # while work goes on: a killed worker's claim expires and the document is
+    # taken up again; the token fences writes of a worker that lost its claim.
+    claim_token = models.UUIDField(null=True, blank=True, editable=False)
+    claimed_by = models.CharField(max_length=200, blank=True, editable=False)
+    lease_expires_at = models.DateTimeField(null=True, blank=True, editable=False)
+    attempts = models.PositiveSmallIntegerField(
+        default=0,
+        editable=False,
+        help_text=_("Claims that ended without a result, e.g. a killed worker."),
+    )
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
     indexed_version = models.PositiveIntegerField(
         default=0,
         help_text=_("Chunk version that is searchable; 0 until first indexed."),
@@ -129,17 +157,32 @@ class Document(models.Model):
             models.UniqueConstraint(
                 fields=["collection", "sha256"],
                 name="document_unique_content_per_collection",
+                condition=~models.Q(sha256=""),
                 violation_error_message=_("This file is already in the collection."),
             ),
         ]
         indexes = [
             models.Index(
                 fields=["collection", "status"], name="document_collection_status"
-            )
+            ),
+            models.Index(
+                fields=["status", "lease_expires_at"],
+                name="document_pending_work",
+                condition=models.Q(status__in=["queued", "parsing", "embedding"]),
+            ),
         ]
 
     def __str__(self) -> str:
         return self.title
+
+    @property
+    def is_processing(self) -> bool:
+        """Whether the pipeline still has work to do on this document."""
+        return self.status in {
+            self.Status.QUEUED,
+            self.Status.PARSING,
+            self.Status.EMBEDDING,
+        }
 
 
 def _hnsw_index(dimensions: int) -> HnswIndex:

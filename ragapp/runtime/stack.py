@@ -140,13 +140,18 @@ def start_web(stack: Stack, host: str, port: int) -> None:
 
 
 def start_worker(stack: Stack, concurrency: int) -> None:
-    """Start a real Celery worker on the configured broker."""
+    """Start a real Celery worker on the configured broker, with the scheduler.
+
+    One machine runs one worker, so it also runs beat (the periodic sweeper
+    that re-sends lost ingestion work); deployments run beat on its own.
+    """
     command = [
         sys.executable, "-m", "celery", "-A", "ragapp", "worker",
         "--loglevel", "INFO", "--concurrency", str(concurrency),
         "--queues", settings.CELERY_TASK_DEFAULT_QUEUE,
         "--hostname", f"ragapp@{socket.gethostname()}",
         "--without-gossip", "--without-mingle",
+        "--beat", "--schedule", str(settings.DATA_DIR / "celerybeat-schedule"),
     ]  # fmt: skip
     stack.add(
         "worker",

@@ -1,0 +1,427 @@
+"""The ingestion pipeline, run in this process on real files, real parsing, real DB.
+
+Each bad input is a real file made here. The embedder is the fast local one
+(wordllama) unless a test is about the embedder; the worker-process tests are
+in test_pipeline_worker.py.
+"""
+
+from __future__ import annotations
+
+import io
+import threading
+import uuid
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+from django.core.files.storage import default_storage
+from django.db import connections
+from django.utils import timezone
+
+from ragapp.documents import ingestion, services
+from ragapp.documents.exceptions import DocumentActionError
+from ragapp.documents.models import Chunk, Document
+from ragapp.providers.catalog import EMBEDDING_DIMENSIONS
+from tests.documents.files import docx_bomb, text_pdf
+from tests.factories import CollectionFactory
+
+pytestmark = pytest.mark.django_db
+
+FAST_MODEL = next(name for name in EMBEDDING_DIMENSIONS if "wordllama" in name)
+Status = Document.Status
+
+
+@pytest.fixture
+def collection():
+    return CollectionFactory(
+        embedding_model=FAST_MODEL,
+        embedding_dimensions=EMBEDDING_DIMENSIONS[FAST_MODEL],
+    )
+
+
+@pytest.fixture(autouse=True)
+def media_root(settings, tmp_path):
+    settings.MEDIA_ROOT = tmp_path / "media"
+    return settings.MEDIA_ROOT
+
+
+def upload(collection, data: bytes, name: str) -> services.UploadOutcome:
+    return services.document_upload(
+        collection=collection, stream=io.BytesIO(data), filename=name
+    )
+
+
+def ingest(outcome: services.UploadOutcome) -> Document:
+    ingestion.document_ingest(document_id=outcome.document.pk)
+    return Document.objects.get(pk=outcome.document.pk)
+
+
+MARKDOWN = b"""# Travel policy
+
+Staff book trains for trips under four hours. Flights need approval.
+
+## Expenses
+
+Meals are refunded up to 40 euros a day with receipts.
+"""
+
+
+def test_markdown_goes_from_queued_to_ready_with_embedded_chunks(collection):
+    outcome = upload(collection, MARKDOWN, "travel.md")
+    assert outcome.created
+    assert outcome.document.status == Status.QUEUED
+    assert outcome.document.content_type == "text/markdown"
+    document = ingest(outcome)
+    assert document.status == Status.READY, document.error_message
+    assert document.indexed_version == 1
+    chunks = list(Chunk.objects.filter(document=document).order_by("ordinal"))
+    assert chunks
+    assert document.progress_done == document.progress_total == len(chunks)
+    assert all(len(c.embedding) == collection.embedding_dimensions for c in chunks)
+    assert any("40 euros" in c.text and c.heading.endswith("Expenses") for c in chunks)
+    assert all(c.page_start is None for c in chunks)
+
+
+def test_pdf_chunks_know_their_pages(collection):
+    pdf = text_pdf(
+        [
+            "Chapter one talks about onboarding new staff members.",
+            "Chapter two explains the annual security awareness training.",
+            "Chapter three lists the holidays observed by the office.",
+        ]
+    )
+    document = ingest(upload(collection, pdf, "handbook.pdf"))
+    assert document.status == Status.READY, document.error_message
+    assert document.page_count == 3
+    training = Chunk.objects.get(document=document, text__contains="awareness")
+    assert training.page_start <= 2 <= training.page_end
+    holidays = Chunk.objects.get(document=document, text__contains="holidays")
+    assert holidays.page_end == 3
+
+
+def test_same_file_twice_is_recognised_and_not_indexed_twice(collection):
+    first = upload(collection, MARKDOWN, "travel.md")
+    second = upload(collection, MARKDOWN, "travel-copy.md")
+    assert not second.created
+    assert second.document.pk == first.document.pk
+    assert "already in the collection" in second.message
+    assert Document.objects.filter(collection=collection).count() == 1
+
+
+def test_same_file_in_another_collection_is_a_new_document(collection):
+    upload(collection, MARKDOWN, "travel.md")
+    other = CollectionFactory(embedding_model=FAST_MODEL, embedding_dimensions=256)
+    assert upload(other, MARKDOWN, "travel.md").created
+
+
+def test_file_over_the_size_limit_is_refused_before_any_work(collection, settings):
+    settings.MAX_UPLOAD_BYTES = 1000
+    outcome = upload(collection, b"x" * 2000, "big.txt")
+    document = outcome.document
+    assert document.status == Status.FAILED
+    assert document.error_code == "too_large"
+    assert "limit is" in document.error_message
+    assert not document.file  # nothing stored
+    with pytest.raises(DocumentActionError, match="upload the file again"):
+        services.document_retry(document=document)
+
+
+def test_empty_file_is_refused_with_a_reason(collection):
+    document = upload(collection, b"", "empty.pdf").document
+    assert (document.status, document.error_code) == (Status.FAILED, "empty")
+
+
+@pytest.mark.parametrize(
+    ("data", "name"),
+    [
+        (b"MZ\x90\x00\x03" + bytes(range(256)) * 20, "invoice.pdf"),
+        (bytes(range(256)) * 40, "report.pdf"),
+        (b"\x89PNG\r\n\x1a\n" + b"\x00" * 100, "scan.pdf"),
+    ],
+)
+def test_binary_with_a_document_name_is_refused_by_its_content(collection, data, name):
+    document = upload(collection, data, name).document
+    assert document.status == Status.FAILED
+    assert document.error_code
+    assert "Supported:" in document.error_message
+
+
+def test_client_file_name_never_becomes_a_path(collection, media_root):
+    outcome = upload(collection, MARKDOWN, "../../../etc/passwd\x00.md")
+    document = outcome.document
+    assert document.original_filename == "passwd.md"
+    stored = Path(document.file.path).resolve()
+    assert stored.is_relative_to(Path(media_root).resolve())
+    assert ".." not in document.file.name
+    assert uuid.UUID(Path(document.file.name).name)  # a server-made name
+
+
+def test_corrupt_pdf_fails_with_a_reason(collection):
+    corrupt = b"%PDF-1.4\n" + bytes(range(256)) * 30 + b"\n%%EOF"
+    document = ingest(upload(collection, corrupt, "broken.pdf"))
+    assert document.status == Status.FAILED
+    assert document.error_code
+    assert document.error_message
+    assert not Chunk.objects.filter(document=document).exists()
+
+
+def test_truncated_pdf_fails_or_keeps_what_is_readable(collection):
+    pdf = text_pdf(["A first page with enough words to index.", "A second page."])
+    document = ingest(upload(collection, pdf[: len(pdf) // 2], "cut.pdf"))
+    assert document.status in {Status.FAILED, Status.READY}
+    if document.status == Status.FAILED:
+        assert document.error_message
+
+
+def test_html_full_of_scripts_keeps_only_visible_text(collection):
+    html = b"""<!doctype html><html><head><title>Leave</title>
+    <script>alert('x'); var secret = 'SCRIPTTEXT';</script>
+    <style>body { color: STYLETEXT }</style></head>
+    <body><h1>Leave policy</h1><p>Everyone gets 25 days of paid leave.</p>
+    <div style="display:none">HIDDENTEXT</div><script>document.write('MORESCRIPT')</script>
+    </body></html>"""
+    document = ingest(upload(collection, html, "leave.html"))
+    assert document.status == Status.READY, document.error_message
+    text = " ".join(
+        Chunk.objects.filter(document=document).values_list("text", flat=True)
+    )
+    assert "25 days of paid leave" in text
+    for hidden in ("SCRIPTTEXT", "STYLETEXT", "MORESCRIPT", "HIDDENTEXT", "alert"):
+        assert hidden not in text
+
+
+@pytest.mark.parametrize(
+    ("text", "encoding", "needle"),
+    [
+        ("Café crème, naïve résumé — déjà vu. " * 20, "cp1252", "naïve résumé"),
+        ("Grüße aus Köln, Übermaß an Äpfeln. " * 20, "utf-16", "Übermaß an Äpfeln"),
+        (
+            "日本語の文書です。会議は明日の午後三時に始まります。" * 10,
+            "shift_jis",
+            "会議は明日の午後三時に始まります",
+        ),
+    ],
+)
+def test_text_in_odd_encodings_is_read_correctly(collection, text, encoding, needle):
+    document = ingest(
+        upload(collection, text.encode(encoding), f"notes-{encoding}.txt")
+    )
+    assert document.status == Status.READY, document.error_message
+    indexed = "".join(
+        Chunk.objects.filter(document=document).values_list("text", flat=True)
+    )
+    assert needle in indexed
+
+
+def test_zip_bomb_named_docx_fails_fast_with_a_reason(collection):
+    document = ingest(upload(collection, docx_bomb(300), "bomb.docx"))
+    assert document.status == Status.FAILED
+    assert document.error_code
+    assert document.error_message
+
+
+def test_zero_page_pdf_fails_with_a_reason(collection):
+    document = ingest(upload(collection, text_pdf([]), "nothing.pdf"))
+    assert document.status == Status.FAILED
+    assert document.error_message
+
+
+def test_document_over_the_page_limit_fails_with_the_limit(collection, settings):
+    settings.MAX_PAGES_PER_DOCUMENT = 2
+    document = ingest(upload(collection, text_pdf(["a", "b", "c"]), "long.pdf"))
+    assert document.status == Status.FAILED
+    assert "2" in document.error_message
+
+
+def test_document_over_the_chunk_limit_fails_with_the_limit(collection, settings):
+    settings.MAX_CHUNKS_PER_DOCUMENT = 2
+    long_text = "\n\n".join(f"Paragraph {i}. " + "word " * 150 for i in range(10))
+    document = ingest(upload(collection, long_text.encode(), "long.txt"))
+    assert document.status == Status.FAILED
+    assert document.error_code == "too_many_chunks"
+
+
+# --- claims: exactly once ----------------------------------------------------------
+
+
+def test_a_second_claim_on_a_document_in_progress_gets_nothing(collection):
+    document = upload(collection, MARKDOWN, "travel.md").document
+    assert ingestion.document_claim(document_id=document.pk) is not None
+    assert ingestion.document_claim(document_id=document.pk) is None
+
+
+def test_ready_and_failed_documents_are_not_claimed_again(collection):
+    ready = ingest(upload(collection, MARKDOWN, "travel.md"))
+    failed = upload(collection, b"", "empty.txt").document
+    assert ingestion.document_claim(document_id=ready.pk) is None
+    assert ingestion.document_claim(document_id=failed.pk) is None
+    ingestion.document_ingest(document_id=ready.pk)  # a redelivered message
+    assert Chunk.objects.filter(document=ready).count() == len(
+        set(Chunk.objects.filter(document=ready).values_list("ordinal", flat=True))
+    )
+
+
+def test_expired_lease_lets_another_worker_take_over(collection):
+    document = upload(collection, MARKDOWN, "travel.md").document
+    first = ingestion.document_claim(document_id=document.pk)
+    Document.objects.filter(pk=document.pk).update(
+        lease_expires_at=timezone.now() - timedelta(seconds=1),
+        claimed_by="elsewhere:1",
+    )
+    second = ingestion.document_claim(document_id=document.pk)
+    assert second is not None and second.token != first.token
+    with pytest.raises(ingestion.ClaimLostError):
+        ingestion._update_claimed(first, progress_done=1)
+
+
+def test_claim_of_a_dead_process_on_this_host_is_taken_over_at_once(collection):
+    import socket
+    import subprocess
+
+    document = upload(collection, MARKDOWN, "travel.md").document
+    ingestion.document_claim(document_id=document.pk)
+    gone = subprocess.Popen(["true"])
+    gone.wait()
+    Document.objects.filter(pk=document.pk).update(
+        claimed_by=f"{socket.gethostname()}:{gone.pid}"
+    )
+    assert document.pk in ingestion.documents_needing_work(stale_after=timedelta(0))
+    assert ingestion.document_claim(document_id=document.pk) is not None
+
+
+@pytest.mark.django_db(transaction=True)
+def test_concurrent_claims_on_one_document_give_exactly_one_winner(collection):
+    document = upload(collection, MARKDOWN, "travel.md").document
+    results = []
+    barrier = threading.Barrier(4)
+
+    def claim() -> None:
+        barrier.wait()
+        try:
+            results.append(ingestion.document_claim(document_id=document.pk))
+        finally:
+            connections.close_all()
+
+    threads = [threading.Thread(target=claim) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sum(r is not None for r in results) == 1
+
+
+def test_a_document_that_keeps_killing_workers_is_failed_after_three_tries(collection):
+    document = upload(collection, MARKDOWN, "travel.md").document
+    for _ in range(ingestion.MAX_ATTEMPTS):
+        ingestion.document_claim(document_id=document.pk)
+        Document.objects.filter(pk=document.pk).update(
+            lease_expires_at=timezone.now() - timedelta(seconds=1)
+        )
+    ingestion.document_ingest(document_id=document.pk)
+    document.refresh_from_db()
+    assert document.status == Status.FAILED
+    assert document.error_code == "worker_lost"
+    assert "3 times" in document.error_message
+
+
+# --- retry, re-index, delete, sweeper ------------------------------------------------
+
+
+def test_reindex_swaps_in_a_new_version_and_drops_the_old(collection):
+    document = ingest(upload(collection, MARKDOWN, "travel.md"))
+    old_ids = set(Chunk.objects.filter(document=document).values_list("pk", flat=True))
+    services.document_reindex(document=document)
+    document.refresh_from_db()
+    assert document.status == Status.QUEUED
+    assert Chunk.objects.filter(document=document, version=1).count() == len(old_ids)
+    document = ingest(services.UploadOutcome(document, created=True))
+    assert document.status == Status.READY
+    assert document.indexed_version == 2
+    chunks = Chunk.objects.filter(document=document)
+    assert set(chunks.values_list("version", flat=True)) == {2}
+    assert not old_ids & set(chunks.values_list("pk", flat=True))
+
+
+def test_leftovers_of_a_killed_attempt_are_replaced_not_duplicated(collection):
+    document = upload(collection, MARKDOWN, "travel.md").document
+    Chunk.objects.create(
+        document=document,
+        collection=collection,
+        version=1,
+        ordinal=0,
+        text="half-written by a killed worker",
+        token_count=5,
+    )
+    document = ingest(services.UploadOutcome(document, created=True))
+    texts = list(Chunk.objects.filter(document=document).values_list("text", flat=True))
+    assert "half-written by a killed worker" not in texts
+    ordinals = list(
+        Chunk.objects.filter(document=document).values_list("ordinal", flat=True)
+    )
+    assert len(ordinals) == len(set(ordinals))
+
+
+def test_failed_document_can_be_retried(collection, settings):
+    settings.MAX_PAGES_PER_DOCUMENT = 1
+    document = ingest(upload(collection, text_pdf(["one", "two"]), "two.pdf"))
+    assert document.status == Status.FAILED
+    settings.MAX_PAGES_PER_DOCUMENT = 10
+    services.document_retry(document=document)
+    document = ingest(services.UploadOutcome(document, created=True))
+    assert document.status == Status.READY, document.error_message
+
+
+def test_only_failed_documents_are_retried(collection):
+    document = ingest(upload(collection, MARKDOWN, "travel.md"))
+    with pytest.raises(DocumentActionError, match="Only failed"):
+        services.document_retry(document=document)
+
+
+def test_deleting_a_document_removes_chunks_and_stored_file(
+    collection, django_capture_on_commit_callbacks
+):
+    document = ingest(upload(collection, MARKDOWN, "travel.md"))
+    name = document.file.name
+    with django_capture_on_commit_callbacks(execute=True):
+        services.document_delete(document=document)
+    assert not Chunk.objects.filter(document_id=document.pk).exists()
+    assert not default_storage.exists(name)
+
+
+def test_deleting_a_collection_removes_every_stored_file(
+    collection, django_capture_on_commit_callbacks
+):
+    names = [
+        ingest(upload(collection, MARKDOWN, "a.md")).file.name,
+        upload(
+            collection, b"Plain notes about the canteen menu.", "b.txt"
+        ).document.file.name,
+    ]
+    with django_capture_on_commit_callbacks(execute=True):
+        services.collection_delete(collection=collection)
+    assert not any(default_storage.exists(name) for name in names)
+    assert not Document.objects.exists()
+
+
+def test_sweeper_finds_lost_queued_work_and_expired_leases(collection):
+    queued = upload(collection, MARKDOWN, "a.md").document
+    running = upload(collection, b"Canteen menu notes for the week.", "b.txt").document
+    ingestion.document_claim(document_id=running.pk)
+    assert ingestion.documents_needing_work(stale_after=timedelta(minutes=5)) == []
+    Document.objects.filter(pk=queued.pk).update(
+        status_changed_at=timezone.now() - timedelta(minutes=10)
+    )
+    Document.objects.filter(pk=running.pk).update(
+        lease_expires_at=timezone.now() - timedelta(seconds=1), claimed_by="elsewhere:1"
+    )
+    assert sorted(
+        ingestion.documents_needing_work(stale_after=timedelta(minutes=5))
+    ) == sorted([queued.pk, running.pk])
+
+
+def test_upload_enqueues_the_task_only_after_commit(
+    collection, django_capture_on_commit_callbacks
+):
+    with django_capture_on_commit_callbacks() as callbacks:
+        upload(collection, MARKDOWN, "travel.md")
+    assert len(callbacks) == 1
