@@ -22,8 +22,8 @@ from ragapp.documents import ingestion, services
 from ragapp.documents.exceptions import DocumentActionError
 from ragapp.documents.models import Chunk, Document
 from ragapp.providers.catalog import EMBEDDING_DIMENSIONS
-from tests.documents.files import docx_bomb, text_pdf
 from tests.factories import CollectionFactory
+from tests.files import docx_ratio_bomb, text_pdf
 
 pytestmark = pytest.mark.django_db
 
@@ -85,9 +85,9 @@ def test_markdown_goes_from_queued_to_ready_with_embedded_chunks(collection):
 def test_pdf_chunks_know_their_pages(collection):
     pdf = text_pdf(
         [
-            "Chapter one talks about onboarding new staff members.",
-            "Chapter two explains the annual security awareness training.",
-            "Chapter three lists the holidays observed by the office.",
+            ["Chapter one talks about onboarding new staff members."],
+            ["Chapter two explains the annual security awareness training."],
+            ["Chapter three lists the holidays observed by the office."],
         ]
     )
     document = ingest(upload(collection, pdf, "handbook.pdf"))
@@ -166,7 +166,7 @@ def test_corrupt_pdf_fails_with_a_reason(collection):
 
 
 def test_truncated_pdf_fails_or_keeps_what_is_readable(collection):
-    pdf = text_pdf(["A first page with enough words to index.", "A second page."])
+    pdf = text_pdf([["A first page with enough words to index."], ["A second page."]])
     document = ingest(upload(collection, pdf[: len(pdf) // 2], "cut.pdf"))
     assert document.status in {Status.FAILED, Status.READY}
     if document.status == Status.FAILED:
@@ -214,7 +214,7 @@ def test_text_in_odd_encodings_is_read_correctly(collection, text, encoding, nee
 
 
 def test_zip_bomb_named_docx_fails_fast_with_a_reason(collection):
-    document = ingest(upload(collection, docx_bomb(300), "bomb.docx"))
+    document = ingest(upload(collection, docx_ratio_bomb(40), "bomb.docx"))
     assert document.status == Status.FAILED
     assert document.error_code
     assert document.error_message
@@ -228,7 +228,7 @@ def test_zero_page_pdf_fails_with_a_reason(collection):
 
 def test_document_over_the_page_limit_fails_with_the_limit(collection, settings):
     settings.MAX_PAGES_PER_DOCUMENT = 2
-    document = ingest(upload(collection, text_pdf(["a", "b", "c"]), "long.pdf"))
+    document = ingest(upload(collection, text_pdf([["a"], ["b"], ["c"]]), "long.pdf"))
     assert document.status == Status.FAILED
     assert "2" in document.error_message
 
@@ -363,7 +363,7 @@ def test_leftovers_of_a_killed_attempt_are_replaced_not_duplicated(collection):
 
 def test_failed_document_can_be_retried(collection, settings):
     settings.MAX_PAGES_PER_DOCUMENT = 1
-    document = ingest(upload(collection, text_pdf(["one", "two"]), "two.pdf"))
+    document = ingest(upload(collection, text_pdf([["one"], ["two"]]), "two.pdf"))
     assert document.status == Status.FAILED
     settings.MAX_PAGES_PER_DOCUMENT = 10
     services.document_retry(document=document)

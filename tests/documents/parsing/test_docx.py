@@ -19,8 +19,7 @@ from ragapp.documents.parsing import (
 )
 from ragapp.documents.parsing.base import DOCX
 from ragapp.documents.parsing.wordml import read_docx
-
-from .builders import docx_bytes, overlapping_zip, rewrite_zip
+from tests.files import docx_bytes, overlapping_zip, rewrite_zip
 
 LIMITS = ParseLimits()
 SMALL = ParseLimits(timeout_seconds=60, memory_bytes=384 * 1024 * 1024)

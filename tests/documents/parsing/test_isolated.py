@@ -18,8 +18,7 @@ from ragapp.documents.parsing import (
 from ragapp.documents.parsing.base import MARKDOWN, PDF, ParsedDocument
 from ragapp.documents.parsing.child import main as child_main
 from ragapp.documents.parsing.isolated import failure_for_returncode
-
-from .builders import text_pdf
+from tests.files import text_pdf
 
 LIMITS = ParseLimits()
 

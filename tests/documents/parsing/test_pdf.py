@@ -20,8 +20,7 @@ from ragapp.documents.parsing import (
 from ragapp.documents.parsing.base import PDF
 from ragapp.documents.parsing.ocr import ocr_unavailable_reason
 from ragapp.documents.parsing.pdf import strip_repeated_edges
-
-from .builders import nested_flate_bomb_pdf, pdf_from_objects, stream, text_pdf
+from tests.files import nested_flate_bomb_pdf, pdf_from_objects, stream, text_pdf
 
 LIMITS = ParseLimits()
 

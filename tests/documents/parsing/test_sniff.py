@@ -12,8 +12,7 @@ from ragapp.documents.parsing import (
     sniff_content_type,
 )
 from ragapp.documents.parsing.base import DOCX, HTML, MARKDOWN, PDF, PLAIN_TEXT
-
-from .builders import docx_bytes, text_pdf, zip_bytes
+from tests.files import docx_bytes, text_pdf, zip_bytes
 
 EXE = b"MZ\x90\x00\x03\x00\x00\x00\x04\x00\x00\x00\xff\xff\x00\x00" + bytes(200)
 PNG = b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\x00\x00\x00\x10\x00\x00\x00\x10\x08\x02"

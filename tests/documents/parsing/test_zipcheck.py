@@ -11,8 +11,7 @@ import pytest
 
 from ragapp.documents.parsing import ParseError
 from ragapp.documents.parsing.zipcheck import ZipLimits, inspect_zip, open_zip
-
-from .builders import deflate_stream, overlapping_zip, zip_bytes
+from tests.files import deflate_stream, overlapping_zip, zip_bytes
 
 LIMITS = ZipLimits(max_entries=100, max_total_bytes=10 * 1024 * 1024)
 

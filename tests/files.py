@@ -247,3 +247,16 @@ def _local_header(
         )
         + name
     )
+
+
+def docx_ratio_bomb(padding_mb: int = 40) -> bytes:
+    """Return a real DOCX whose document.xml inflates about 1000:1 (whitespace)."""
+    namespace = "http://schemas.openxmlformats.org/wordprocessingml/2006/main"
+    xml = (
+        '<?xml version="1.0" encoding="UTF-8" standalone="yes"?>\n'
+        f'<w:document xmlns:w="{namespace}"><w:body>'
+        "<w:p><w:r><w:t>hi</w:t></w:r></w:p>"
+        + " " * (padding_mb * 1024 * 1024)
+        + "</w:body></w:document>"
+    ).encode()
+    return rewrite_zip(docx_bytes(), replace={"word/document.xml": xml})
