@@ -15,7 +15,6 @@ import sys
 import time
 import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import psutil
@@ -43,6 +42,29 @@ def egress_guard() -> Iterator[egress.EgressGuard]:
     yield guard
     guard.uninstall()
     assert guard.blocked == [], f"tests tried to leave the machine: {guard.blocked}"
+
+
+# --- Evaluation data (../shared/eval beside the checkout, read in place) -------
+
+
+def eval_dir() -> Path | None:
+    """Return the shared evaluation data directory, if it is beside this checkout."""
+    for candidate in (
+        os.environ.get("RAGAPP_EVAL_DIR"),
+        REPO_ROOT.parent / "shared" / "eval",
+    ):
+        if candidate and (Path(candidate) / "pdfs" / "SOURCE.md").is_file():
+            return Path(candidate)
+    return None
+
+
+@pytest.fixture(scope="session")
+def eval_pdfs() -> Path:
+    """The five real PDFs of the evaluation set, read in place (never copied)."""
+    path = eval_dir()
+    if path is None:
+        pytest.skip("../shared/eval is not beside this checkout (set RAGAPP_EVAL_DIR)")
+    return path / "pdfs"
 
 
 # --- Static files ---------------------------------------------------------------
@@ -97,23 +119,6 @@ def _redis_answers(url: str) -> bool:
         return False
 
 
-@dataclass
-class Worker:
-    """A running `celery worker` subprocess and where its output goes."""
-
-    process: subprocess.Popen[bytes]
-    queue: str
-    log_path: Path
-
-    def pids(self) -> set[int]:
-        """Return the main process and its pool children."""
-        main = psutil.Process(self.process.pid)
-        return {main.pid, *(child.pid for child in main.children(recursive=True))}
-
-    def log(self) -> str:
-        return self.log_path.read_text(errors="replace")
-
-
 @pytest.fixture(scope="session")
 def celery_broker() -> str:
     """Point this process's Celery app at the test Redis, before it connects."""
@@ -131,6 +136,82 @@ def celery_broker() -> str:
     return queue
 
 
+class Worker:
+    """A real `celery worker` subprocess that tests can kill and start again.
+
+    It uses the test database, the test Redis queue and its own data dir (so
+    uploaded files go to a temporary media root the test process shares). The
+    visibility timeout is 10 s so that messages of a killed worker come back
+    within a test's patience.
+    """
+
+    VISIBILITY_TIMEOUT = 10
+
+    def __init__(self, queue: str, database_url: str, data_dir: Path) -> None:
+        self.queue = queue
+        self.data_dir = data_dir
+        self.log_path = data_dir / "worker.log"
+        self.env = {
+            **os.environ,
+            "DATABASE_URL": database_url,
+            "CELERY_BROKER_URL": TEST_REDIS_URL,
+            "RAGAPP_CELERY_QUEUE": queue,
+            "RAGAPP_DATA_DIR": str(data_dir),
+            "RAGAPP_CELERY_VISIBILITY_TIMEOUT": str(self.VISIBILITY_TIMEOUT),
+            "PYTHONUNBUFFERED": "1",
+        }
+        self.process: subprocess.Popen[bytes] | None = None
+        self.starts = 0
+
+    @property
+    def media_root(self) -> Path:
+        return self.data_dir / "media"
+
+    def start(self) -> None:
+        self.starts += 1
+        command = [
+            sys.executable, "-m", "celery", "-A", "ragapp", "worker",
+            "--loglevel", "INFO", "--concurrency", "1", "--pool", "prefork",
+            "--queues", self.queue, "--hostname", f"{self.queue}-{self.starts}@%h",
+            "--without-gossip", "--without-mingle", "--without-heartbeat",
+        ]  # fmt: skip
+        offset = self.log_path.stat().st_size if self.log_path.exists() else 0
+        with self.log_path.open("ab") as log:
+            self.process = subprocess.Popen(
+                command,
+                cwd=REPO_ROOT,
+                env=self.env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        deadline = time.monotonic() + 60
+        while " ready." not in self.log()[offset:]:
+            if self.process.poll() is not None or time.monotonic() > deadline:
+                pytest.fail(f"The Celery worker did not start:\n{self.log()}")
+            time.sleep(0.2)
+
+    def pids(self) -> set[int]:
+        """Return the main process and its pool children."""
+        main = psutil.Process(self.process.pid)
+        return {main.pid, *(child.pid for child in main.children(recursive=True))}
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def kill(self) -> None:
+        """SIGKILL the main process and its pool children, as a crash would."""
+        import signal
+
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.process.pid, signal.SIGKILL)
+        self.process.wait()
+
+    def stop(self) -> None:
+        if self.process is not None:
+            _stop_process_group(self.process)
+
+
 @pytest.fixture(scope="session")
 def celery_worker(
     celery_broker: str, django_db_setup, django_db_blocker, tmp_path_factory
@@ -144,39 +225,12 @@ def celery_worker(
         f"postgres://{params['user']}@/{params['dbname']}"
         f"?host={params['host']}&port={params.get('port') or 5432}"
     )
-    env = {
-        **os.environ,
-        "DATABASE_URL": database_url,
-        "CELERY_BROKER_URL": TEST_REDIS_URL,
-        "RAGAPP_CELERY_QUEUE": celery_broker,
-        "PYTHONUNBUFFERED": "1",
-    }
-    log_path = tmp_path_factory.mktemp("worker") / "worker.log"
-    command = [
-        sys.executable, "-m", "celery", "-A", "ragapp", "worker",
-        "--loglevel", "INFO", "--concurrency", "1", "--pool", "prefork",
-        "--queues", celery_broker, "--hostname", f"{celery_broker}@%h",
-        "--without-gossip", "--without-mingle", "--without-heartbeat",
-    ]  # fmt: skip
-    with log_path.open("wb") as log:
-        process = subprocess.Popen(
-            command,
-            cwd=REPO_ROOT,
-            env=env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-    worker = Worker(process, celery_broker, log_path)
+    worker = Worker(celery_broker, database_url, tmp_path_factory.mktemp("worker"))
+    worker.start()
     try:
-        deadline = time.monotonic() + 60
-        while " ready." not in worker.log():
-            if process.poll() is not None or time.monotonic() > deadline:
-                pytest.fail(f"The Celery worker did not start:\n{worker.log()}")
-            time.sleep(0.2)
         yield worker
     finally:
-        _stop_process_group(process)
+        worker.stop()
 
 
 def _stop_process_group(process: subprocess.Popen[bytes]) -> None:

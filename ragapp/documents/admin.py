@@ -85,6 +85,9 @@ class MultipleFileField(forms.FileField):
 
     def __init__(self, *args: object, **kwargs: object) -> None:
         kwargs.setdefault("widget", MultipleFileInput())
+        # The upload service records empty files with their reason, like any
+        # other refused file, so the form lets them through.
+        kwargs.setdefault("allow_empty_file", True)
         super().__init__(*args, **kwargs)
 
     def clean(self, data: object, initial: object = None) -> list:

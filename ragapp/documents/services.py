@@ -80,11 +80,12 @@ class UploadOutcome:
     @property
     def message(self) -> str:
         """Say in one sentence what happened, for the uploader."""
-        name = self.document.original_filename or self.document.title
+        # Quoted, so a sentence-casing template cannot alter the file name.
+        name = f"\u201c{self.document.original_filename or self.document.title}\u201d"
         if not self.created:
             return (
-                f"{name}: already in the collection as "
-                f"\u201c{self.document.title}\u201d; not indexed twice."
+                f"{name}: already in the collection as \u201c{self.document.title}"
+                "\u201d; not indexed twice."
             )
         if self.document.status == Status.FAILED:
             return f"{name}: rejected. {self.document.error_message}"

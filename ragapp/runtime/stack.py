@@ -118,6 +118,14 @@ def start_broker(stack: Stack) -> str:
     return f"bundled Redis on {settings.EMBEDDED_REDIS_SOCKET}"
 
 
+def demo_document_paths() -> list[Path]:
+    """Return ragapp's own documentation, the demo collection's documents."""
+    return [
+        settings.BASE_DIR / "README.md",
+        *sorted((settings.BASE_DIR / "docs").glob("**/*.md")),
+    ]
+
+
 def _child_env() -> dict[str, str]:
     env = dict(os.environ)
     env["RAGAPP_DATA_DIR"] = str(settings.DATA_DIR)

@@ -425,3 +425,32 @@ def test_upload_enqueues_the_task_only_after_commit(
     with django_capture_on_commit_callbacks() as callbacks:
         upload(collection, MARKDOWN, "travel.md")
     assert len(callbacks) == 1
+
+
+# --- the five real PDFs -----------------------------------------------------------
+
+
+@pytest.mark.slow
+def test_the_five_eval_pdfs_ingest_with_known_sentences_on_their_pages(
+    collection, eval_pdfs
+):
+    from tests.documents.parsing.test_eval_pdfs import KNOWN, flat
+
+    for name, pages, page, sentence in KNOWN:
+        outcome = services.document_upload_path(
+            collection=collection, path=eval_pdfs / name
+        )
+        document = ingest(outcome)
+        assert document.status == Status.READY, (name, document.error_message)
+        assert document.page_count == pages
+        fragment = " ".join(sentence.split()[:8])
+        holders = [
+            chunk
+            for chunk in Chunk.objects.filter(document=document)
+            if fragment in flat(chunk.text)
+        ]
+        assert holders, f"{name}: no chunk holds {fragment!r}"
+        assert all(c.page_start <= page <= c.page_end for c in holders), (
+            name,
+            [(c.page_start, c.page_end) for c in holders],
+        )

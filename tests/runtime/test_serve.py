@@ -95,18 +95,40 @@ class Serve:
 
 def _sign_in(serve: Serve, username: str, password: str) -> httpx.Response:
     with httpx.Client(follow_redirects=True, timeout=10) as client:
-        page = client.get(serve.url("/accounts/login/"))
-        token = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', page.text)
-        assert token, page.text
-        return client.post(
-            serve.url("/accounts/login/"),
-            data={
-                "csrfmiddlewaretoken": token.group(1),
-                "username": username,
-                "password": password,
-            },
-            headers={"Referer": serve.url("/accounts/login/")},
+        return _sign_in_with(client, serve, username, password)
+
+
+def _sign_in_with(
+    client: httpx.Client, serve: Serve, username: str, password: str
+) -> httpx.Response:
+    page = client.get(serve.url("/accounts/login/"))
+    token = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', page.text)
+    assert token, page.text
+    return client.post(
+        serve.url("/accounts/login/"),
+        data={
+            "csrfmiddlewaretoken": token.group(1),
+            "username": username,
+            "password": password,
+        },
+        headers={"Referer": serve.url("/accounts/login/")},
+    )
+
+
+def _wait_for_demo_documents(client: httpx.Client, serve: Serve) -> tuple[int, int]:
+    """Poll the home page until every demo document is indexed; return the counts."""
+    deadline = time.monotonic() + 180
+    while True:
+        page = client.get(serve.url("/")).text
+        found = re.search(r"(\d+) of (\d+) documents? ready", page)
+        assert found, page
+        ready, total = int(found.group(1)), int(found.group(2))
+        if total and ready == total:
+            return ready, total
+        assert time.monotonic() < deadline, (
+            f"demo documents not ready: {found.group(0)}"
         )
+        time.sleep(1)
 
 
 def _postmaster_pid(data_dir: Path) -> int | None:
@@ -143,9 +165,14 @@ def test_make_run_starts_everything_and_a_second_run_reuses_the_data(tmp_path):
             "broker": "ok",
             "status": "ok",
         }
-        signed_in = _sign_in(first, "admin", password)
-        assert signed_in.url.path == "/"
-        assert "ragapp documentation" in signed_in.text  # the demo collection
+        with httpx.Client(follow_redirects=True, timeout=10) as browser:
+            signed_in = _sign_in_with(browser, first, "admin", password)
+            assert signed_in.url.path == "/"
+            assert "ragapp documentation" in signed_in.text  # the demo collection
+            # The demo collection holds ragapp's own docs, indexed by the worker.
+            _ready, total = _wait_for_demo_documents(browser, first)
+        assert "Demo: " in first.output
+        assert total >= 2  # README.md and the docs/ pages
 
         # A task sent by another process of the app runs in serve's worker.
         sent = subprocess.run(
@@ -183,6 +210,7 @@ def test_make_run_starts_everything_and_a_second_run_reuses_the_data(tmp_path):
         second.wait_for("ragapp is running at")
         assert "password:" not in second.output
         assert "Sign in with your existing account" in second.output
+        assert "Demo: " not in second.output  # nothing uploaded twice
         assert _sign_in(second, "admin", password).url.path == "/"
     finally:
         assert second.interrupt() == 0, second.output

@@ -7,7 +7,7 @@ from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from ragapp.accounts.services import admin_ensure, staff_group
-from ragapp.documents.services import demo_collection_ensure
+from ragapp.documents.services import demo_collection_ensure, demo_documents_ensure
 from ragapp.runtime import stack as runtime_stack
 from ragapp.runtime.exceptions import RuntimeSetupError
 
@@ -57,9 +57,18 @@ class Command(BaseCommand):
         call_command("check")
         call_command("migrate", interactive=False, verbosity=0)
         call_command("collectstatic", interactive=False, verbosity=0)
-        password = admin_ensure()
-        demo_collection_ensure(reader_groups=[staff_group()])
         self._say(f"Broker: {runtime_stack.start_broker(stack)}")
+        password = admin_ensure()
+        demo = demo_collection_ensure(reader_groups=[staff_group()])
+        added = [
+            outcome
+            for outcome in demo_documents_ensure(
+                collection=demo, paths=runtime_stack.demo_document_paths()
+            )
+            if outcome.created
+        ]
+        if added:
+            self._say(f"Demo: {len(added)} of ragapp's own docs queued for indexing.")
         runtime_stack.start_worker(stack, concurrency)
         runtime_stack.start_web(stack, host, port)
         ready = runtime_stack.wait_ready(
