@@ -129,6 +129,12 @@ CELERY_RESULT_ACCEPT_CONTENT = ["json"]
 CELERY_TASK_SERIALIZER = "json"
 CELERY_RESULT_SERIALIZER = "json"
 CELERY_TASK_DEFAULT_QUEUE = env.str("RAGAPP_CELERY_QUEUE", default="ragapp")
+# Embedding has a queue (and a worker process) of its own: one embedder with
+# every core beats several fighting over them (docs/BENCHMARKS.md, ingestion).
+EMBED_QUEUE = f"{CELERY_TASK_DEFAULT_QUEUE}.embed"
+CELERY_TASK_ROUTES = {
+    "ragapp.documents.tasks.document_embed_task": {"queue": EMBED_QUEUE}
+}
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_IGNORE_RESULT = True
 CELERY_RESULT_EXPIRES = 3600
@@ -263,6 +269,8 @@ USE_TZ = True
 SERVE_HOST = env.str("RAGAPP_HOST", default="127.0.0.1")
 SERVE_PORT = env.int("RAGAPP_PORT", default=8000)
 WORKER_CONCURRENCY = env.int("RAGAPP_WORKER_CONCURRENCY", default=2)
+# Threads of the local embedder; 0 = every core this process may use.
+EMBEDDER_THREADS = env.int("RAGAPP_EMBEDDER_THREADS", default=0)
 
 # --- Logging ------------------------------------------------------------------
 LOGGING = {

@@ -132,6 +132,9 @@ def celery_broker() -> str:
         broker_url=TEST_REDIS_URL,
         result_backend=TEST_REDIS_URL,
         task_default_queue=queue,
+        task_routes={
+            "ragapp.documents.tasks.document_embed_task": {"queue": f"{queue}.embed"}
+        },
     )
     return queue
 
@@ -172,7 +175,8 @@ class Worker:
         command = [
             sys.executable, "-m", "celery", "-A", "ragapp", "worker",
             "--loglevel", "INFO", "--concurrency", "1", "--pool", "prefork",
-            "--queues", self.queue, "--hostname", f"{self.queue}-{self.starts}@%h",
+            "--queues", f"{self.queue},{self.queue}.embed",
+            "--hostname", f"{self.queue}-{self.starts}@%h",
             "--without-gossip", "--without-mingle", "--without-heartbeat",
         ]  # fmt: skip
         offset = self.log_path.stat().st_size if self.log_path.exists() else 0
@@ -245,6 +249,17 @@ def _stop_process_group(process: subprocess.Popen[bytes]) -> None:
             process.wait()
     with contextlib.suppress(ProcessLookupError):
         os.killpg(process.pid, signal.SIGKILL)
+
+
+# --- The OpenAI HTTP edge -------------------------------------------------------
+
+
+@pytest.fixture
+def openai_http(settings):
+    """A fake OpenAI API speaking the real wire format (see tests/openai_fake.py)."""
+    from tests.openai_fake import fake_openai
+
+    yield from fake_openai(settings)
 
 
 # --- People ---------------------------------------------------------------------

@@ -1,12 +1,20 @@
-"""The ingestion pipeline: claim a document, parse, chunk, embed, swap in.
+"""The ingestion pipeline: claim a document, parse and chunk it, embed, swap in.
+
+Two stages, two queues. Parsing (a sandboxed child process per file) runs on
+the default queue; embedding runs on its own queue, served by one worker
+process that has every core for the model. So the next file is parsed while
+the previous one is embedded, and embedders never fight over cores (measured:
+docs/BENCHMARKS.md, ingestion).
 
 PostgreSQL, not the broker, is the source of truth. A task only carries a
 document id; whoever claims the document's row (a conditional UPDATE) does the
-work, so redelivered or duplicated messages are harmless. The claim is a lease
-renewed as work goes on; a killed worker's lease runs out (or its process is
-seen gone) and the next delivery or the sweeper takes the document up again.
-New chunks are written under a new version beside the searchable ones and
-swapped in by one transaction, so nothing is ever half-indexed.
+stage's work, so redelivered or duplicated messages are harmless. The claim is
+a lease renewed as work goes on; a killed worker's lease runs out (or its
+process is seen gone) and the next delivery or the sweeper takes the document
+up again. Parsing writes the new chunks, without vectors, under a new version
+beside the searchable ones; embedding fills in the missing vectors (a killed
+embedder resumes where it stopped) and swaps the version in with one
+transaction, so nothing is ever half-indexed.
 """
 
 from __future__ import annotations
@@ -26,7 +34,12 @@ from django.utils import timezone
 
 from ragapp.documents.chunking import ChunkDraft, ChunkingConfig, chunk_blocks
 from ragapp.documents.models import Chunk, Document
-from ragapp.documents.parsing import ParseError, ParseLimits, parse_file_isolated
+from ragapp.documents.parsing import (
+    ParsedDocument,
+    ParseError,
+    ParseLimits,
+    parse_file_isolated,
+)
 from ragapp.providers.embeddings import get_embedding_provider
 from ragapp.providers.exceptions import (
     ProviderConfigurationError,
@@ -77,25 +90,31 @@ def _holder_is_gone(claimed_by: str) -> bool:
         return True
 
 
-def document_claim(*, document_id: int) -> Claim | None:
-    """Claim the document for processing, or return None if there is nothing to do.
+# Which statuses each stage claims, and the status it works under.
+PARSE, EMBED = "parse", "embed"
+_CLAIMABLE = {PARSE: (Status.QUEUED, Status.PARSING), EMBED: (Status.EMBEDDING,)}
+_WORKING = {PARSE: Status.PARSING, EMBED: Status.EMBEDDING}
+_RELEASED = {PARSE: Status.QUEUED, EMBED: Status.EMBEDDING}
 
-    Claimable: queued documents, and documents in progress whose lease ran out
-    or whose holder process is gone. Ready and failed documents are left alone,
-    so a message delivered twice does the work once.
+
+def document_claim(*, document_id: int, stage: str = PARSE) -> Claim | None:
+    """Claim the document for `stage`, or return None if there is nothing to do.
+
+    Claimable: documents waiting for the stage, and documents in it whose
+    lease ran out or whose holder process is gone. Ready and failed documents,
+    and documents someone is working on right now, are left alone, so a
+    message delivered twice does the work once.
     """
     now = timezone.now()
-    in_progress = Q(status__in=[Status.PARSING, Status.EMBEDDING])
     with transaction.atomic():
         document = (
             Document.objects.select_for_update(skip_locked=True)
-            .filter(pk=document_id)
-            .filter(Q(status=Status.QUEUED) | in_progress)
+            .filter(pk=document_id, status__in=_CLAIMABLE[stage])
             .first()
         )
         if document is None:
             return None
-        if document.status != Status.QUEUED and not (
+        if document.claim_token is not None and not (
             document.lease_expires_at is None
             or document.lease_expires_at < now
             or _holder_is_gone(document.claimed_by)
@@ -103,19 +122,25 @@ def document_claim(*, document_id: int) -> Claim | None:
             return None  # someone is working on it right now
         token = uuid.uuid4()
         attempts = document.attempts + 1
-        Document.objects.filter(pk=document_id).update(
-            status=Status.PARSING,
-            status_changed_at=now,
-            claim_token=token,
-            claimed_by=worker_identity(),
-            lease_expires_at=now + LEASE + _parse_timeout(),
-            attempts=attempts,
-            started_at=now,
-            error_code="",
-            error_message="",
-            progress_done=0,
-            progress_total=0,
-        )
+        fields: dict[str, object] = {
+            "status": _WORKING[stage],
+            "claim_token": token,
+            "claimed_by": worker_identity(),
+            "lease_expires_at": now
+            + LEASE
+            + (_parse_timeout() if stage == PARSE else timedelta()),
+            "attempts": attempts,
+        }
+        if stage == PARSE:
+            fields.update(
+                status_changed_at=now,
+                started_at=now,
+                error_code="",
+                error_message="",
+                progress_done=0,
+                progress_total=0,
+            )
+        Document.objects.filter(pk=document_id).update(**fields)
     return Claim(document_id, token, attempts)
 
 
@@ -148,7 +173,7 @@ def _fail(claim: Claim, code: str, message: str) -> None:
     logger.info("Document %s failed: %s (%s)", claim.document_id, message, code)
 
 
-def document_release(*, claim: Claim, count_attempt: bool) -> None:
+def document_release(*, claim: Claim, stage: str, count_attempt: bool) -> None:
     """Give the document back to the queue after a failure that may heal.
 
     An unavailable model API does not count towards MAX_ATTEMPTS (nothing is
@@ -156,7 +181,7 @@ def document_release(*, claim: Claim, count_attempt: bool) -> None:
     keeps breaking the pipeline ends failed instead of looping.
     """
     Document.objects.filter(pk=claim.document_id, claim_token=claim.token).update(
-        status=Status.QUEUED,
+        status=_RELEASED[stage],
         status_changed_at=timezone.now(),
         claim_token=None,
         lease_expires_at=None,
@@ -181,15 +206,30 @@ def chunking_config() -> ChunkingConfig:
     )
 
 
-def document_ingest(*, document_id: int) -> None:
-    """Take a document from queued to ready (or failed, with a reason).
+def document_parse(*, document_id: int) -> bool:
+    """Parse and chunk a queued document; return True when it is ready to embed."""
+    return _run_stage(document_id, PARSE, _parse_claimed)
+
+
+def document_embed(*, document_id: int) -> None:
+    """Embed a parsed document's chunks and make them searchable.
 
     Raises ProviderUnavailableError when the embedding API is down, after
     handing the document back, so the task can retry later with backoff.
     """
-    claim = document_claim(document_id=document_id)
+    _run_stage(document_id, EMBED, _embed_claimed)
+
+
+def document_ingest(*, document_id: int) -> None:
+    """Run both stages in this process (management commands, tests)."""
+    if document_parse(document_id=document_id):
+        document_embed(document_id=document_id)
+
+
+def _run_stage(document_id: int, stage: str, work: object) -> bool:
+    claim = document_claim(document_id=document_id, stage=stage)
     if claim is None:
-        return
+        return False
     if claim.attempts > MAX_ATTEMPTS:
         _fail(
             claim,
@@ -198,15 +238,17 @@ def document_ingest(*, document_id: int) -> None:
             "was killed or ran out of memory). The file may be too large or "
             "malformed; retry it, or split it into smaller files.",
         )
-        return
+        return False
     try:
-        _ingest_claimed(claim)
+        return work(claim)
     except ClaimLostError:
         logger.warning("Lost the claim on document %s; stopping.", document_id)
+        return False
     except ProviderConfigurationError as exc:
         _fail(claim, "embedding_config", str(exc))
+        return False
     except ProviderUnavailableError:
-        document_release(claim=claim, count_attempt=False)
+        document_release(claim=claim, stage=stage, count_attempt=False)
         raise  # the task retries with backoff
     except Exception:
         logger.exception("Unexpected error while ingesting document %s", document_id)
@@ -218,12 +260,12 @@ def document_ingest(*, document_id: int) -> None:
                 "worker log has the details; retry once the cause is fixed.",
             )
         else:
-            document_release(claim=claim, count_attempt=True)
+            document_release(claim=claim, stage=stage, count_attempt=True)
         raise
 
 
-def _ingest_claimed(claim: Claim) -> None:
-    document = Document.objects.select_related("collection").get(pk=claim.document_id)
+def _parse_claimed(claim: Claim) -> bool:
+    document = Document.objects.get(pk=claim.document_id)
     try:
         parsed = parse_file_isolated(
             document.file.path,
@@ -232,7 +274,7 @@ def _ingest_claimed(claim: Claim) -> None:
         )
     except ParseError as exc:
         _fail(claim, exc.code, str(exc))
-        return
+        return False
     if parsed.page_count is not None and (
         parsed.page_count > settings.MAX_PAGES_PER_DOCUMENT
     ):
@@ -242,7 +284,7 @@ def _ingest_claimed(claim: Claim) -> None:
             f"The document has {parsed.page_count} pages; the limit is "
             f"{settings.MAX_PAGES_PER_DOCUMENT} (RAGAPP_MAX_PAGES).",
         )
-        return
+        return False
     drafts = chunk_blocks(parsed.blocks, chunking_config())
     if not drafts:
         _fail(
@@ -253,7 +295,7 @@ def _ingest_claimed(claim: Claim) -> None:
                 " (its pages have no text layer)." if parsed.pages_without_text else "."
             ),
         )
-        return
+        return False
     if len(drafts) > settings.MAX_CHUNKS_PER_DOCUMENT:
         _fail(
             claim,
@@ -261,55 +303,98 @@ def _ingest_claimed(claim: Claim) -> None:
             f"The document would make {len(drafts)} passages; the limit is "
             f"{settings.MAX_CHUNKS_PER_DOCUMENT} (RAGAPP_MAX_CHUNKS_PER_DOCUMENT).",
         )
-        return
-
-    new_version = document.indexed_version + 1
-    # Leftovers of an earlier attempt at this version (a killed worker) go first.
-    Chunk.objects.filter(
-        document_id=document.pk, version__gt=document.indexed_version
-    ).delete()
-    _update_claimed(
-        claim,
-        status=Status.EMBEDDING,
-        status_changed_at=timezone.now(),
-        page_count=parsed.page_count,
-        warnings=parsed.warnings,
-        progress_done=0,
-        progress_total=len(drafts),
-    )
-    provider = get_embedding_provider(document.collection.embedding_model)
-    for start in range(0, len(drafts), EMBED_BATCH):
-        batch = drafts[start : start + EMBED_BATCH]
-        vectors = provider.embed([draft.text for draft in batch])
-        _write_chunks(document, new_version, batch, vectors)
-        _update_claimed(claim, progress_done=start + len(batch))
-    _swap_in(claim, document, new_version, parsed.title)
+        return False
+    _store_parsed(claim, document, parsed, drafts)
+    return True
 
 
-def _write_chunks(
-    document: Document,
-    version: int,
-    drafts: list[ChunkDraft],
-    vectors: list[list[float]],
+def _store_parsed(
+    claim: Claim, document: Document, parsed: ParsedDocument, drafts: list[ChunkDraft]
 ) -> None:
-    Chunk.objects.bulk_create(
-        Chunk(
-            document_id=document.pk,
-            collection_id=document.collection_id,
-            version=version,
-            ordinal=draft.ordinal,
-            text=draft.text,
-            heading=draft.heading[:500],
-            token_count=draft.token_count,
-            page_start=draft.page_start,
-            page_end=draft.page_end,
-            embedding=vector,
+    """Write the chunks (no vectors yet) and hand the document to the embedder."""
+    version = document.indexed_version + 1
+    now = timezone.now()
+    with transaction.atomic():
+        locked = (
+            Document.objects.select_for_update()
+            .filter(pk=document.pk, claim_token=claim.token)
+            .first()
         )
-        for draft, vector in zip(drafts, vectors, strict=True)
-    )
+        if locked is None:
+            raise ClaimLostError(document.pk)
+        # Leftovers of an earlier attempt at this version (a killed worker) go.
+        Chunk.objects.filter(
+            document_id=document.pk, version__gt=document.indexed_version
+        ).delete()
+        Chunk.objects.bulk_create(
+            Chunk(
+                document_id=document.pk,
+                collection_id=document.collection_id,
+                version=version,
+                ordinal=draft.ordinal,
+                text=draft.text,
+                heading=draft.heading[:500],
+                token_count=draft.token_count,
+                page_start=draft.page_start,
+                page_end=draft.page_end,
+            )
+            for draft in drafts
+        )
+        fields: dict[str, object] = {
+            "status": Status.EMBEDDING,
+            "status_changed_at": now,
+            "page_count": parsed.page_count,
+            "warnings": parsed.warnings,
+            "progress_done": 0,
+            "progress_total": len(drafts),
+            "claim_token": None,
+            "lease_expires_at": None,
+            "attempts": 0,
+        }
+        if parsed.title and locked.title == locked.original_filename:
+            fields["title"] = parsed.title[:500]
+        Document.objects.filter(pk=document.pk).update(**fields)
+        transaction.on_commit(lambda: _enqueue_embed(document.pk), robust=True)
 
 
-def _swap_in(claim: Claim, document: Document, version: int, title: str) -> None:
+def _enqueue_embed(document_id: int) -> None:
+    from ragapp.documents.tasks import document_embed_task
+
+    try:
+        document_embed_task.delay(document_id)
+    except Exception:
+        logger.warning(
+            "Could not queue embedding of document %s now; the sweeper will.",
+            document_id,
+            exc_info=True,
+        )
+
+
+def _embed_claimed(claim: Claim) -> bool:
+    document = Document.objects.select_related("collection").get(pk=claim.document_id)
+    version = document.indexed_version + 1
+    pending = Chunk.objects.filter(
+        document_id=document.pk, version=version, embedding__isnull=True
+    ).order_by("ordinal")
+    total = Chunk.objects.filter(document_id=document.pk, version=version).count()
+    if total == 0:
+        # Nothing was parsed for this version (a message from an older run).
+        raise ClaimLostError(document.pk)
+    provider = get_embedding_provider(document.collection.embedding_model)
+    while batch := list(pending[:EMBED_BATCH]):
+        vectors = provider.embed([chunk.text for chunk in batch])
+        for chunk, vector in zip(batch, vectors, strict=True):
+            chunk.embedding = vector
+        # A worker that lost its claim may still write here: the vectors are the
+        # same model's for the same text, so the second writer changes nothing.
+        Chunk.objects.bulk_update(batch, ["embedding"])
+        done = total - pending.count()
+        _update_claimed(claim, progress_done=done, progress_total=total)
+    _swap_in(claim, document, version)
+    return True
+
+
+def _swap_in(claim: Claim, document: Document, version: int) -> None:
     """Make `version` the searchable one and drop the old chunks, atomically."""
     now = timezone.now()
     with transaction.atomic():
@@ -321,39 +406,45 @@ def _swap_in(claim: Claim, document: Document, version: int, title: str) -> None
         if locked is None:
             raise ClaimLostError(document.pk)
         Chunk.objects.filter(document_id=document.pk).exclude(version=version).delete()
-        fields: dict[str, object] = {
-            "indexed_version": version,
-            "indexed_at": now,
-            "status": Status.READY,
-            "status_changed_at": now,
-            "finished_at": now,
-            "claim_token": None,
-            "lease_expires_at": None,
-            "attempts": 0,
-            "error_code": "",
-            "error_message": "",
-        }
-        if title and locked.title == locked.original_filename:
-            fields["title"] = title[:500]
-        Document.objects.filter(pk=document.pk).update(**fields)
+        Document.objects.filter(pk=document.pk).update(
+            indexed_version=version,
+            indexed_at=now,
+            status=Status.READY,
+            status_changed_at=now,
+            finished_at=now,
+            claim_token=None,
+            lease_expires_at=None,
+            attempts=0,
+            error_code="",
+            error_message="",
+        )
     logger.info("Document %s is ready (version %s).", document.pk, version)
 
 
-def documents_needing_work(*, stale_after: timedelta) -> list[int]:
-    """Return ids of documents whose work may have been lost.
+def documents_needing_work(*, stale_after: timedelta) -> dict[str, list[int]]:
+    """Return ids of documents whose work may have been lost, by stage.
 
-    Queued documents older than `stale_after` (their message may have been lost
-    with the broker) and documents in progress whose lease ran out or whose
-    worker process is gone. Sending them again is safe: claims make work
-    happen once.
+    Documents waiting for a stage longer than `stale_after` (their message
+    may have been lost with the broker) and documents in a stage whose lease
+    ran out or whose worker process is gone. Sending them again is safe:
+    claims make work happen once.
     """
     now = timezone.now()
-    stale = Document.objects.filter(
-        Q(status=Status.QUEUED, status_changed_at__lt=now - stale_after)
-        | Q(status__in=[Status.PARSING, Status.EMBEDDING], lease_expires_at__lt=now)
-    ).order_by("status_changed_at")
-    running = Document.objects.filter(
-        status__in=[Status.PARSING, Status.EMBEDDING], lease_expires_at__gte=now
-    ).values_list("pk", "claimed_by")
-    orphaned = [pk for pk, holder in running if _holder_is_gone(holder)]
-    return [*stale.values_list("pk", flat=True)[:1000], *orphaned]
+    waiting = Q(claim_token=None, status_changed_at__lt=now - stale_after)
+    expired = Q(claim_token__isnull=False, lease_expires_at__lt=now)
+    found: dict[str, list[int]] = {}
+    for stage, statuses in _CLAIMABLE.items():
+        in_stage = Document.objects.filter(status__in=statuses)
+        stale = list(
+            in_stage.filter(waiting | expired)
+            .order_by("status_changed_at")
+            .values_list("pk", flat=True)[:1000]
+        )
+        running = in_stage.filter(
+            claim_token__isnull=False, lease_expires_at__gte=now
+        ).values_list("pk", "claimed_by")
+        found[stage] = [
+            *stale,
+            *(pk for pk, holder in running if _holder_is_gone(holder)),
+        ]
+    return found

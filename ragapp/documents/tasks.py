@@ -1,4 +1,9 @@
-"""Celery tasks of the ingestion pipeline: thin wrappers over services."""
+"""Celery tasks of the ingestion pipeline: thin wrappers over the services.
+
+Both take only a document id and are safe to run twice (the document row is
+claimed). reject_on_worker_lost puts a message back when the worker process
+dies mid-task; the claim's attempt counter bounds how often that can happen.
+"""
 
 from datetime import timedelta
 
@@ -8,30 +13,35 @@ from django.conf import settings
 from ragapp.documents import ingestion
 from ragapp.providers.exceptions import ProviderUnavailableError
 
+_RELIABLE = {"acks_late": True, "reject_on_worker_lost": True}
+
+
+@shared_task(**_RELIABLE)
+def document_ingest_task(document_id: int) -> None:
+    """Parse and chunk one document (default queue), then queue its embedding."""
+    ingestion.document_parse(document_id=document_id)
+
 
 @shared_task(
-    acks_late=True,
-    reject_on_worker_lost=True,
+    **_RELIABLE,
     autoretry_for=(ProviderUnavailableError,),
     retry_backoff=5,
     retry_backoff_max=600,
     retry_jitter=True,
     max_retries=8,
 )
-def document_ingest_task(document_id: int) -> None:
-    """Ingest one document; safe to run twice (the document row is claimed).
-
-    reject_on_worker_lost puts the message back when the worker process dies
-    mid-task; the claim's attempt counter bounds how often that can happen.
-    """
-    ingestion.document_ingest(document_id=document_id)
+def document_embed_task(document_id: int) -> None:
+    """Embed one parsed document and swap it in (embedding queue)."""
+    ingestion.document_embed(document_id=document_id)
 
 
 @shared_task
 def documents_sweep_task() -> int:
     """Re-send documents whose message or worker was lost; return how many."""
     stale_after = timedelta(seconds=2 * settings.INGEST_SWEEP_SECONDS)
-    ids = ingestion.documents_needing_work(stale_after=stale_after)
-    for document_id in ids:
+    found = ingestion.documents_needing_work(stale_after=stale_after)
+    for document_id in found[ingestion.PARSE]:
         document_ingest_task.delay(document_id)
-    return len(ids)
+    for document_id in found[ingestion.EMBED]:
+        document_embed_task.delay(document_id)
+    return sum(len(ids) for ids in found.values())

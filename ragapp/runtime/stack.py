@@ -147,24 +147,37 @@ def start_web(stack: Stack, host: str, port: int) -> None:
     )
 
 
-def start_worker(stack: Stack, concurrency: int) -> None:
-    """Start a real Celery worker on the configured broker, with the scheduler.
+def start_workers(stack: Stack, concurrency: int) -> None:
+    """Start the two Celery workers: tasks and parsing, and embedding.
 
-    One machine runs one worker, so it also runs beat (the periodic sweeper
-    that re-sends lost ingestion work); deployments run beat on its own.
+    The first serves the default queue with `concurrency` processes and also
+    runs beat (one machine, one scheduler: the sweeper that re-sends lost
+    ingestion work); the second serves only the embedding queue, one process
+    with every core for the model.
     """
-    command = [
+    host = socket.gethostname()
+    common = [
         sys.executable, "-m", "celery", "-A", "ragapp", "worker",
-        "--loglevel", "INFO", "--concurrency", str(concurrency),
+        "--loglevel", "INFO", "--without-gossip", "--without-mingle",
+    ]  # fmt: skip
+    tasks = [
+        *common,
+        "--concurrency", str(concurrency),
         "--queues", settings.CELERY_TASK_DEFAULT_QUEUE,
-        "--hostname", f"ragapp@{socket.gethostname()}",
-        "--without-gossip", "--without-mingle",
+        "--hostname", f"ragapp@{host}",
         "--beat", "--schedule", str(settings.DATA_DIR / "celerybeat-schedule"),
     ]  # fmt: skip
-    stack.add(
-        "worker",
-        subprocess.Popen(command, env=_child_env(), start_new_session=True),  # noqa: S603
-    )
+    embedder = [
+        *common,
+        "--concurrency", "1",
+        "--queues", settings.EMBED_QUEUE,
+        "--hostname", f"ragapp-embed@{host}",
+    ]  # fmt: skip
+    for name, command in (("worker", tasks), ("embedder", embedder)):
+        stack.add(
+            name,
+            subprocess.Popen(command, env=_child_env(), start_new_session=True),  # noqa: S603
+        )
 
 
 def wait_until(
@@ -210,11 +223,11 @@ def web_answers(host: str, port: int) -> bool:
 
 
 def worker_answers() -> bool:
-    """Return whether at least one Celery worker answers a control ping."""
+    """Return whether both Celery workers answer a control ping."""
     from ragapp.celery import app
 
     try:
-        return bool(app.control.ping(timeout=1.0))
+        return len(app.control.ping(timeout=1.0)) >= 2
     except Exception:
         return False
 

@@ -285,7 +285,8 @@ def test_claim_of_a_dead_process_on_this_host_is_taken_over_at_once(collection):
     Document.objects.filter(pk=document.pk).update(
         claimed_by=f"{socket.gethostname()}:{gone.pid}"
     )
-    assert document.pk in ingestion.documents_needing_work(stale_after=timedelta(0))
+    found = ingestion.documents_needing_work(stale_after=timedelta(0))
+    assert document.pk in found[ingestion.PARSE]
     assert ingestion.document_claim(document_id=document.pk) is not None
 
 
@@ -407,16 +408,18 @@ def test_sweeper_finds_lost_queued_work_and_expired_leases(collection):
     queued = upload(collection, MARKDOWN, "a.md").document
     running = upload(collection, b"Canteen menu notes for the week.", "b.txt").document
     ingestion.document_claim(document_id=running.pk)
-    assert ingestion.documents_needing_work(stale_after=timedelta(minutes=5)) == []
+    assert ingestion.documents_needing_work(stale_after=timedelta(minutes=5)) == {
+        ingestion.PARSE: [],
+        ingestion.EMBED: [],
+    }
     Document.objects.filter(pk=queued.pk).update(
         status_changed_at=timezone.now() - timedelta(minutes=10)
     )
     Document.objects.filter(pk=running.pk).update(
         lease_expires_at=timezone.now() - timedelta(seconds=1), claimed_by="elsewhere:1"
     )
-    assert sorted(
-        ingestion.documents_needing_work(stale_after=timedelta(minutes=5))
-    ) == sorted([queued.pk, running.pk])
+    found = ingestion.documents_needing_work(stale_after=timedelta(minutes=5))
+    assert sorted(found[ingestion.PARSE]) == sorted([queued.pk, running.pk])
 
 
 def test_upload_enqueues_the_task_only_after_commit(
@@ -454,3 +457,62 @@ def test_the_five_eval_pdfs_ingest_with_known_sentences_on_their_pages(
             name,
             [(c.page_start, c.page_end) for c in holders],
         )
+
+
+# --- the two stages ----------------------------------------------------------------
+
+
+def test_parsing_hands_the_document_to_the_embedder_with_chunks_but_no_vectors(
+    collection, django_capture_on_commit_callbacks
+):
+    document = upload(collection, MARKDOWN, "travel.md").document
+    with django_capture_on_commit_callbacks() as callbacks:
+        assert ingestion.document_parse(document_id=document.pk)
+    document.refresh_from_db()
+    assert document.status == Status.EMBEDDING
+    assert document.claim_token is None  # free for the embedder to claim
+    chunks = Chunk.objects.filter(document=document)
+    assert chunks.count() == document.progress_total > 0
+    assert not chunks.filter(embedding__isnull=False).exists()
+    assert len(callbacks) == 1  # the embedding task, sent on commit
+
+
+def test_killed_embedder_resumes_where_it_stopped(collection):
+    document = upload(collection, MARKDOWN * 20, "long.md").document
+    ingestion.document_parse(document_id=document.pk)
+    first = list(Chunk.objects.filter(document=document).order_by("ordinal")[:2])
+    marker = [0.5] * collection.embedding_dimensions
+    for chunk in first:  # what a killed embedder had written before dying
+        chunk.embedding = marker
+    Chunk.objects.bulk_update(first, ["embedding"])
+    ingestion.document_embed(document_id=document.pk)
+    document.refresh_from_db()
+    assert document.status == Status.READY
+    kept = Chunk.objects.filter(pk__in=[c.pk for c in first])
+    assert all(list(c.embedding) == pytest.approx(marker) for c in kept)
+    assert not Chunk.objects.filter(document=document, embedding__isnull=True).exists()
+
+
+def test_embedding_api_down_hands_the_document_back_for_a_retry(
+    collection, openai_http
+):
+    import httpx
+
+    from ragapp.providers.exceptions import ProviderUnavailableError
+
+    collection.embedding_model = "text-embedding-3-small"
+    collection.embedding_dimensions = 1536
+    collection.save()
+    openai_http.post("/embeddings").mock(
+        return_value=httpx.Response(503, json={"error": {"message": "overloaded"}})
+    )
+    document = upload(collection, MARKDOWN, "travel.md").document
+    ingestion.document_parse(document_id=document.pk)
+    with pytest.raises(ProviderUnavailableError):
+        ingestion.document_embed(document_id=document.pk)
+    document.refresh_from_db()
+    assert document.status == Status.EMBEDDING
+    assert document.claim_token is None
+    assert document.attempts == 0  # an outage is not the document's fault
+    found = ingestion.documents_needing_work(stale_after=timedelta(0))
+    assert document.pk in found[ingestion.EMBED]

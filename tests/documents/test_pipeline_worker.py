@@ -122,7 +122,8 @@ def test_worker_killed_outright_is_recovered_by_the_next_worker(celery_worker):
     assert document(doc.pk).status == Status.EMBEDDING
     celery_worker.start()
     # What beat does every RAGAPP_INGEST_SWEEP_SECONDS: the dead holder is seen.
-    assert doc.pk in ingestion.documents_needing_work(stale_after=timedelta(minutes=5))
+    found = ingestion.documents_needing_work(stale_after=timedelta(minutes=5))
+    assert doc.pk in found[ingestion.EMBED]
     documents_sweep_task.apply()
     doc = wait_until_done(doc.pk)
     assert_indexed_exactly_once(doc)
@@ -145,7 +146,8 @@ def test_document_that_keeps_killing_its_worker_is_failed_and_others_finish(
         if current.status == Status.FAILED:
             return current
         pid = holder_pid_or_none(poison.pk)
-        if current.status == Status.EMBEDDING and pid and pid not in killed:
+        embedding_now = current.status == Status.EMBEDDING and current.claim_token
+        if embedding_now and pid not in killed:
             return current
         return None
 
@@ -166,8 +168,10 @@ def test_document_that_keeps_killing_its_worker_is_failed_and_others_finish(
 
 
 def holder_pid_or_none(pk: int) -> int | None:
-    holder = document(pk).claimed_by
-    return int(holder.rpartition(":")[2]) if holder else None
+    current = document(pk)
+    if current.claim_token is None:  # between stages: nobody holds it
+        return None
+    return int(current.claimed_by.rpartition(":")[2])
 
 
 def test_message_redelivered_while_still_running_does_no_second_run(celery_worker):

@@ -62,7 +62,7 @@ def test_settings_read_the_documented_core_variables():
 
 def test_every_app_service_in_compose_uses_only_real_settings():
     services = compose_app_services()
-    assert set(services) == {"migrate", "web", "worker", "beat"}
+    assert set(services) == {"migrate", "web", "worker", "embedder", "beat"}
     known = settings_variables()
     for name, service in services.items():
         unknown = set(service["environment"]) - known

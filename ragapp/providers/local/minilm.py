@@ -53,6 +53,18 @@ def available_cores() -> int:
         return max(1, os.cpu_count() or 1)
 
 
+def intra_op_threads() -> int:
+    """Return how many threads the embedder uses: every core, unless configured.
+
+    Embedding runs in one worker process of its own (the embedding queue), so
+    it may take the whole machine; RAGAPP_EMBEDDER_THREADS lowers that where
+    other work shares the cores.
+    """
+    from django.conf import settings
+
+    return getattr(settings, "EMBEDDER_THREADS", 0) or available_cores()
+
+
 @dataclass(frozen=True)
 class _Runtime:
     tokenizer: Any  # tokenizers.Tokenizer
@@ -101,7 +113,7 @@ def _load() -> _Runtime:
     tokenizer.no_padding()
 
     options = onnxruntime.SessionOptions()
-    options.intra_op_num_threads = available_cores()
+    options.intra_op_num_threads = intra_op_threads()
     options.inter_op_num_threads = 1
     options.execution_mode = onnxruntime.ExecutionMode.ORT_SEQUENTIAL
     options.graph_optimization_level = onnxruntime.GraphOptimizationLevel.ORT_ENABLE_ALL

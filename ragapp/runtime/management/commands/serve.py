@@ -69,15 +69,15 @@ class Command(BaseCommand):
         ]
         if added:
             self._say(f"Demo: {len(added)} of ragapp's own docs queued for indexing.")
-        runtime_stack.start_worker(stack, concurrency)
+        runtime_stack.start_workers(stack, concurrency)
         runtime_stack.start_web(stack, host, port)
         ready = runtime_stack.wait_ready(
             stack, "web server", lambda: runtime_stack.web_answers(host, port)
-        ) and runtime_stack.wait_ready(stack, "worker", runtime_stack.worker_answers)
+        ) and runtime_stack.wait_ready(stack, "workers", runtime_stack.worker_answers)
         if not ready:
             return 0  # Ctrl-C during start-up
         url = f"http://{host}:{port}/"
-        lines = [f"ragapp is running at {url}  (web + worker; Ctrl-C stops both)"]
+        lines = [f"ragapp is running at {url}  (web + workers; Ctrl-C stops them)"]
         if password:
             lines += [
                 "",

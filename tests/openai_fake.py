@@ -11,7 +11,6 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-import pytest
 import respx
 from respx.mocks import HTTPCoreMocker
 
@@ -33,8 +32,7 @@ class HTTPCore2Mocker(HTTPCoreMocker):
 OPENAI_BASE_URL = "http://openai.test/v1"
 
 
-@pytest.fixture
-def openai_http(settings) -> Iterator[respx.Router]:
+def fake_openai(settings) -> Iterator[respx.Router]:
     """Point the settings at a fake OpenAI API and yield its respx router."""
     settings.OPENAI_API_KEY = "sk-test"
     settings.OPENAI_BASE_URL = OPENAI_BASE_URL
