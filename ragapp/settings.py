@@ -183,6 +183,9 @@ DATA_UPLOAD_MAX_NUMBER_FILES = MAX_UPLOAD_FILES
 DATA_UPLOAD_MAX_NUMBER_FIELDS = 1000
 DATA_UPLOAD_MAX_MEMORY_SIZE = 2 * 1024 * 1024
 FILE_UPLOAD_MAX_MEMORY_SIZE = 2 * 1024 * 1024
+# Every upload streams to a temporary file, and a file past the size limit
+# stops being stored as soon as it crosses it (T19).
+FILE_UPLOAD_HANDLERS = ["ragapp.documents.uploads.SizeLimitedUploadHandler"]
 FILE_UPLOAD_PERMISSIONS = 0o640
 MEDIA_ROOT = DATA_DIR / "media"
 MEDIA_URL = "/media/"  # never served directly: downloads go through a checked view

@@ -155,3 +155,23 @@ def test_deleting_a_document_in_the_admin_removes_its_file(
         )
     assert not Document.objects.exists()
     assert not default_storage.exists(name)
+
+
+def test_oversized_upload_is_not_stored_and_is_recorded_as_too_large(
+    client, admin_user, media, settings, tmp_path
+):
+    settings.MAX_UPLOAD_BYTES = 256 * 1024
+    settings.FILE_UPLOAD_TEMP_DIR = str(tmp_path / "upload-tmp")
+    (tmp_path / "upload-tmp").mkdir()
+    client.force_login(admin_user)
+    big = SimpleUploadedFile("huge.txt", b"word " * 400_000)  # about 2 MB
+    small = SimpleUploadedFile("small.txt", b"A small note about parking.")
+    response = _upload(client, CollectionFactory(), big, small)
+    page = response.content.decode()
+    assert "\u201chuge.txt\u201d: rejected." in page
+    assert "limit is" in page
+    assert "\u201csmall.txt\u201d: queued for indexing." in page
+    huge = Document.objects.get(original_filename="huge.txt")
+    assert (huge.status, huge.error_code, huge.file.name) == ("failed", "too_large", "")
+    assert huge.size_bytes > settings.MAX_UPLOAD_BYTES
+    assert list((tmp_path / "upload-tmp").iterdir()) == []  # nothing left on disk

@@ -292,23 +292,30 @@ def test_claim_of_a_dead_process_on_this_host_is_taken_over_at_once(collection):
 
 @pytest.mark.django_db(transaction=True)
 def test_concurrent_claims_on_one_document_give_exactly_one_winner(collection):
-    document = upload(collection, MARKDOWN, "travel.md").document
+    """T32: the same message delivered to several workers at once, 20 times over."""
+    for race in range(20):
+        document = upload(collection, MARKDOWN + b"\n%d" % race, f"t{race}.md").document
+        assert _race_claims(document.pk, contenders=4) == 1, f"race {race}"
+
+
+def _race_claims(document_id: int, *, contenders: int) -> int:
+    """Claim one document from several threads at once; return how many won."""
     results = []
-    barrier = threading.Barrier(4)
+    barrier = threading.Barrier(contenders)
 
     def claim() -> None:
         barrier.wait()
         try:
-            results.append(ingestion.document_claim(document_id=document.pk))
+            results.append(ingestion.document_claim(document_id=document_id))
         finally:
             connections.close_all()
 
-    threads = [threading.Thread(target=claim) for _ in range(4)]
+    threads = [threading.Thread(target=claim) for _ in range(contenders)]
     for thread in threads:
         thread.start()
     for thread in threads:
         thread.join()
-    assert sum(r is not None for r in results) == 1
+    return sum(r is not None for r in results)
 
 
 def test_a_document_that_keeps_killing_workers_is_failed_after_three_tries(collection):
