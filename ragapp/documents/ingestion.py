@@ -315,13 +315,7 @@ def _store_parsed(
     version = document.indexed_version + 1
     now = timezone.now()
     with transaction.atomic():
-        locked = (
-            Document.objects.select_for_update()
-            .filter(pk=document.pk, claim_token=claim.token)
-            .first()
-        )
-        if locked is None:
-            raise ClaimLostError(document.pk)
+        locked = _lock_claimed(claim)
         # Leftovers of an earlier attempt at this version (a killed worker) go.
         Chunk.objects.filter(
             document_id=document.pk, version__gt=document.indexed_version
@@ -358,16 +352,21 @@ def _store_parsed(
 
 
 def _enqueue_embed(document_id: int) -> None:
-    from ragapp.documents.tasks import document_embed_task
+    from ragapp.documents.tasks import document_embed_task, enqueue
 
-    try:
-        document_embed_task.delay(document_id)
-    except Exception:
-        logger.warning(
-            "Could not queue embedding of document %s now; the sweeper will.",
-            document_id,
-            exc_info=True,
-        )
+    enqueue(document_embed_task, document_id)
+
+
+def _lock_claimed(claim: Claim) -> Document:
+    """Lock the claimed document's row for a final write, or stop if the claim is gone."""
+    locked = (
+        Document.objects.select_for_update()
+        .filter(pk=claim.document_id, claim_token=claim.token)
+        .first()
+    )
+    if locked is None:
+        raise ClaimLostError(claim.document_id)
+    return locked
 
 
 def _embed_claimed(claim: Claim) -> bool:
@@ -398,13 +397,7 @@ def _swap_in(claim: Claim, document: Document, version: int) -> None:
     """Make `version` the searchable one and drop the old chunks, atomically."""
     now = timezone.now()
     with transaction.atomic():
-        locked = (
-            Document.objects.select_for_update()
-            .filter(pk=document.pk, claim_token=claim.token)
-            .first()
-        )
-        if locked is None:
-            raise ClaimLostError(document.pk)
+        _lock_claimed(claim)
         Chunk.objects.filter(document_id=document.pk).exclude(version=version).delete()
         Document.objects.filter(pk=document.pk).update(
             indexed_version=version,

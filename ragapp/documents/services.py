@@ -218,17 +218,9 @@ def document_upload_path(
 
 
 def _enqueue_ingest(document_id: int) -> None:
-    """Send the ingestion task; if the broker is down, the sweeper sends it later."""
-    from ragapp.documents.tasks import document_ingest_task
+    from ragapp.documents.tasks import document_ingest_task, enqueue
 
-    try:
-        document_ingest_task.delay(document_id)
-    except Exception:
-        logger.warning(
-            "Could not queue document %s now; the sweeper will.",
-            document_id,
-            exc_info=True,
-        )
+    enqueue(document_ingest_task, document_id)
 
 
 def _requeue(document: Document) -> None:

@@ -5,15 +5,35 @@ claimed). reject_on_worker_lost puts a message back when the worker process
 dies mid-task; the claim's attempt counter bounds how often that can happen.
 """
 
+import logging
 from datetime import timedelta
 
-from celery import shared_task
+from celery import Task, shared_task
 from django.conf import settings
 
 from ragapp.documents import ingestion
 from ragapp.providers.exceptions import ProviderUnavailableError
 
+logger = logging.getLogger(__name__)
+
 _RELIABLE = {"acks_late": True, "reject_on_worker_lost": True}
+
+
+def enqueue(task: Task, document_id: int) -> None:
+    """Send `task` for a document; if the broker is down, the sweeper sends it later.
+
+    Called after commit: the document row already says what is to be done,
+    so a lost send delays the work but never loses it.
+    """
+    try:
+        task.delay(document_id)
+    except Exception:
+        logger.warning(
+            "Could not send %s for document %s now; the sweeper will.",
+            task.name,
+            document_id,
+            exc_info=True,
+        )
 
 
 @shared_task(**_RELIABLE)

@@ -4,15 +4,12 @@ Uses the machine's own PostgreSQL on 127.0.0.1:5432 (Debian's, which has no
 pgvector package); where none runs, `make test` has nothing to point at.
 """
 
-import os
-import subprocess
-import sys
 import uuid
 
 import psycopg
 import pytest
 
-from tests.conftest import REPO_ROOT
+from tests.processes import manage
 
 SYSTEM_PG = "postgresql://postgres@127.0.0.1:5432/postgres"
 
@@ -36,21 +33,10 @@ def database_without_pgvector():
             admin.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
 
 
-def _manage(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "manage.py", *args],
-        cwd=REPO_ROOT,
-        env={**os.environ, **env},
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-
-
 def test_migrate_names_the_missing_extension_without_a_traceback(
     database_without_pgvector,
 ):
-    result = _manage("migrate", env={"DATABASE_URL": database_without_pgvector})
+    result = manage("migrate", env={"DATABASE_URL": database_without_pgvector})
     assert result.returncode != 0
     assert "does not have the pgvector extension 'vector'" in result.stderr
     assert "unset DATABASE_URL to use the embedded PostgreSQL" in result.stderr
@@ -58,7 +44,7 @@ def test_migrate_names_the_missing_extension_without_a_traceback(
 
 
 def test_database_url_that_is_not_postgresql_is_refused():
-    result = _manage("check", env={"DATABASE_URL": "sqlite:///tmp/x.db"})
+    result = manage("check", env={"DATABASE_URL": "sqlite:///tmp/x.db"})
     assert result.returncode == 2
     assert "DATABASE_URL must point at PostgreSQL" in result.stderr
     assert "Traceback" not in result.stderr

@@ -1,14 +1,11 @@
 """Deployment checks and security headers (T07), ready for later routes to join."""
 
-import os
 import secrets
-import subprocess
-import sys
 
 import pytest
 from django.urls import reverse
 
-from tests.conftest import REPO_ROOT
+from tests.processes import manage
 
 PRODUCTION_ENV = {
     "RAGAPP_HTTPS": "true",
@@ -18,24 +15,13 @@ PRODUCTION_ENV = {
 }
 
 
-def _manage(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "manage.py", *args],
-        cwd=REPO_ROOT,
-        env={**os.environ, **env},
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-
-
 def test_check_deploy_is_clean_in_the_production_configuration(tmp_path):
     env = {
         **PRODUCTION_ENV,
         "SECRET_KEY": secrets.token_urlsafe(64),
         "RAGAPP_DATA_DIR": str(tmp_path),
     }
-    result = _manage("check", "--deploy", "--fail-level", "WARNING", env=env)
+    result = manage("check", "--deploy", "--fail-level", "WARNING", env=env)
     assert result.returncode == 0, result.stdout + result.stderr
     assert "System check identified no issues" in result.stdout
 
@@ -47,7 +33,7 @@ def test_production_cookies_are_secure_host_prefixed_and_http_only(tmp_path):
         "s.CSRF_COOKIE_NAME, s.SESSION_COOKIE_SECURE, s.CSRF_COOKIE_SECURE, "
         "s.SESSION_COOKIE_HTTPONLY, s.SESSION_COOKIE_SAMESITE, s.SECURE_HSTS_SECONDS)"
     )
-    result = _manage("shell", "--no-imports", "-c", script, env=env)
+    result = manage("shell", "--no-imports", "-c", script, env=env)
     assert result.stdout.split() == [
         "__Host-sessionid",
         "__Host-csrftoken",
@@ -60,16 +46,14 @@ def test_production_cookies_are_secure_host_prefixed_and_http_only(tmp_path):
 
 
 def test_generated_secret_key_is_kept_private_in_the_data_dir(tmp_path):
-    env = {"RAGAPP_DATA_DIR": str(tmp_path)}
-    env_without_key = {k: v for k, v in os.environ.items() if k != "SECRET_KEY"}
     script = "from django.conf import settings; print(settings.SECRET_KEY)"
-    first = subprocess.run(
-        [sys.executable, "manage.py", "shell", "--no-imports", "-c", script],
-        cwd=REPO_ROOT,
-        env={**env_without_key, **env},
-        capture_output=True,
-        text=True,
-        timeout=60,
+    first = manage(
+        "shell",
+        "--no-imports",
+        "-c",
+        script,
+        env={"RAGAPP_DATA_DIR": str(tmp_path)},
+        drop=("SECRET_KEY",),
     )
     key_file = tmp_path / "secret_key"
     assert first.stdout.strip() == key_file.read_text().strip()

@@ -1,10 +1,12 @@
-"""Array helpers shared by the offline embedding providers."""
+"""What the offline embedding providers share: array helpers and a base class."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 
 import numpy as np
+
+from ragapp.providers.base import validate_texts
 
 
 def unit_rows(matrix: np.ndarray) -> np.ndarray:
@@ -29,3 +31,41 @@ def length_sorted_batches(
     order = sorted(range(len(lengths)), key=lambda i: lengths[i], reverse=True)
     for start in range(0, len(order), batch_size):
         yield order[start : start + batch_size]
+
+
+class LocalEmbedder:
+    """What the in-process embedders share: validation, prefixes, batching size.
+
+    Subclasses set `model`, `dimensions`, `max_input_tokens` and implement
+    `_encode(texts) -> (n, dimensions) float32 array of unit rows`.
+    """
+
+    model: str
+    dimensions: int
+    max_input_tokens: int
+    default_batch_size = 8
+    # Instruction prefixes for e5-style models; MiniLM and WordLlama use none.
+    query_prefix = ""
+    document_prefix = ""
+
+    def __init__(self, *, batch_size: int | None = None) -> None:
+        if batch_size is None:
+            batch_size = self.default_batch_size
+        if batch_size < 1:
+            raise ValueError("batch_size must be at least 1.")
+        self.batch_size = batch_size
+
+    def embed(self, texts: Sequence[str]) -> list[list[float]]:
+        """Return one unit vector per text, in input order."""
+        texts = validate_texts(texts)
+        if not texts:
+            return []
+        return self._encode([self.document_prefix + text for text in texts]).tolist()
+
+    def embed_query(self, text: str) -> list[float]:
+        """Return the unit vector of a search query."""
+        validate_texts([text])
+        return self._encode([self.query_prefix + text])[0].tolist()
+
+    def _encode(self, texts: list[str]) -> np.ndarray:
+        raise NotImplementedError

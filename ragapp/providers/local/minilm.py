@@ -18,16 +18,18 @@ import hashlib
 import logging
 import os
 import threading
-from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from ragapp.providers.base import validate_texts
 from ragapp.providers.exceptions import ProviderConfigurationError
-from ragapp.providers.local._vectors import length_sorted_batches, unit_rows
+from ragapp.providers.local._vectors import (
+    LocalEmbedder,
+    length_sorted_batches,
+    unit_rows,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -144,32 +146,14 @@ def _get_runtime() -> _Runtime:
         return _runtime
 
 
-class MiniLMEmbeddingProvider:
+class MiniLMEmbeddingProvider(LocalEmbedder):
     """Embed with all-MiniLM-L6-v2 (384-d) on the CPU, with no network."""
 
     model = "local/all-MiniLM-L6-v2"
     dimensions = 384
     max_input_tokens = MAX_INPUT_TOKENS
-    # MiniLM was trained without instructions; e5-style models set these.
-    query_prefix = ""
-    document_prefix = ""
 
-    def __init__(self, *, batch_size: int = DEFAULT_BATCH_SIZE) -> None:
-        if batch_size < 1:
-            raise ValueError("batch_size must be at least 1.")
-        self.batch_size = batch_size
-
-    def embed(self, texts: Sequence[str]) -> list[list[float]]:
-        """Return one unit vector per text, in input order."""
-        texts = validate_texts(texts)
-        if not texts:
-            return []
-        return self._encode([self.document_prefix + text for text in texts]).tolist()
-
-    def embed_query(self, text: str) -> list[float]:
-        """Return the unit vector of a search query."""
-        validate_texts([text])
-        return self._encode([self.query_prefix + text])[0].tolist()
+    default_batch_size = DEFAULT_BATCH_SIZE
 
     def _encode(self, texts: list[str]) -> np.ndarray:
         runtime = _get_runtime()

@@ -15,15 +15,17 @@ from __future__ import annotations
 import logging
 import os
 import threading
-from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from ragapp.providers.base import validate_texts
 from ragapp.providers.exceptions import ProviderConfigurationError
-from ragapp.providers.local._vectors import length_sorted_batches, unit_rows
+from ragapp.providers.local._vectors import (
+    LocalEmbedder,
+    length_sorted_batches,
+    unit_rows,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -76,29 +78,14 @@ def _get_model() -> Any:
         return _model
 
 
-class WordLlamaEmbeddingProvider:
+class WordLlamaEmbeddingProvider(LocalEmbedder):
     """Embed with WordLlama l2_supercat (256-d) in pure NumPy, with no network."""
 
     model = "local/wordllama-l2-supercat"
     dimensions = DIMENSIONS
     max_input_tokens = MAX_INPUT_TOKENS
 
-    def __init__(self, *, batch_size: int = DEFAULT_BATCH_SIZE) -> None:
-        if batch_size < 1:
-            raise ValueError("batch_size must be at least 1.")
-        self.batch_size = batch_size
-
-    def embed(self, texts: Sequence[str]) -> list[list[float]]:
-        """Return one unit vector per text, in input order."""
-        texts = validate_texts(texts)
-        if not texts:
-            return []
-        return self._encode(texts).tolist()
-
-    def embed_query(self, text: str) -> list[float]:
-        """Return the unit vector of a search query."""
-        validate_texts([text])
-        return self._encode([text])[0].tolist()
+    default_batch_size = DEFAULT_BATCH_SIZE
 
     def _encode(self, texts: list[str]) -> np.ndarray:
         model = _get_model()
