@@ -6,6 +6,21 @@ from django.db.models import Count, Q, QuerySet
 from ragapp.documents.models import Collection, Document
 
 
+def collection_ids_readable(
+    *, user: AbstractBaseUser | AnonymousUser
+) -> QuerySet[Collection]:
+    """Return a `pk` queryset of the collections `user` may read, for subqueries.
+
+    Retrieval embeds this in its own SQL, so the access rule is part of every
+    search query rather than a filter applied to results afterwards.
+    """
+    if not user.is_authenticated or not user.is_active:
+        return Collection.objects.none().values("pk")
+    if user.is_superuser or user.has_perm("documents.change_collection"):
+        return Collection.objects.values("pk")
+    return Collection.objects.filter(reader_groups__user=user).values("pk")
+
+
 def collection_list_readable(
     *, user: AbstractBaseUser | AnonymousUser
 ) -> QuerySet[Collection]:
@@ -16,13 +31,7 @@ def collection_list_readable(
     The rule is a query filter, so callers can never see rows first and
     filter later.
     """
-    if not user.is_authenticated or not user.is_active:
-        return Collection.objects.none()
-    collections = Collection.objects.all()
-    if not (user.is_superuser or user.has_perm("documents.change_collection")):
-        collections = collections.filter(
-            pk__in=Collection.objects.filter(reader_groups__user=user).values("pk")
-        )
+    collections = Collection.objects.filter(pk__in=collection_ids_readable(user=user))
     return collections.annotate(
         document_count=Count("documents", distinct=True),
         ready_count=Count(
