@@ -19,6 +19,7 @@ from ragapp.documents.exceptions import DocumentActionError
 from ragapp.documents.models import Collection, Document
 from ragapp.documents.parsing import (
     SUPPORTED_TYPES,
+    ParseError,
     UnsupportedTypeError,
     sniff_content_type,
 )
@@ -141,6 +142,8 @@ def _rejection(stream: IO[bytes], size: int, filename: str) -> tuple[str, str, s
     except UnsupportedTypeError as exc:
         kinds = ", ".join(sorted(set(SUPPORTED_TYPES.values())))
         return "", exc.code, f"{exc} Supported: {kinds}."
+    except ParseError as exc:  # e.g. nothing but whitespace
+        return "", exc.code, str(exc)
 
 
 def document_upload(

@@ -131,6 +131,12 @@ def test_empty_file_is_refused_with_a_reason(collection):
     assert (document.status, document.error_code) == (Status.FAILED, "empty")
 
 
+def test_file_of_nothing_but_whitespace_is_refused_as_empty(collection):
+    document = upload(collection, b" \n\t\r\n  \n", "blank.txt").document
+    assert (document.status, document.error_code) == (Status.FAILED, "empty")
+    assert document.error_message
+
+
 @pytest.mark.parametrize(
     ("data", "name"),
     [
