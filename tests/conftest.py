@@ -119,14 +119,14 @@ def _redis_answers(url: str) -> bool:
         return False
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="session", autouse=True)
 def celery_broker() -> str:
-    """Point this process's Celery app at the test Redis, before it connects."""
-    if not _redis_answers(TEST_REDIS_URL):
-        pytest.fail(
-            f"No Redis answers at {TEST_REDIS_URL}. Run the suite with `make test`, "
-            "which starts one, or start redis-server on 127.0.0.1:6379."
-        )
+    """Point this process's Celery app at the test Redis and a queue of its own.
+
+    Autouse and session-wide, so it runs before any test sends a task: Celery
+    caches its producer pool and routes on first use, and a later change of
+    configuration would not reach them.
+    """
     queue = f"ragapp-test-{uuid.uuid4().hex[:8]}"
     celery_app.conf.update(
         broker_url=TEST_REDIS_URL,
@@ -222,6 +222,12 @@ def celery_worker(
 ) -> Iterator[Worker]:
     """Start a real worker on the test database and the test Redis queue."""
     from django.db import connection
+
+    if not _redis_answers(TEST_REDIS_URL):
+        pytest.fail(
+            f"No Redis answers at {TEST_REDIS_URL}. Run the suite with `make test`, "
+            "which starts one, or start redis-server on 127.0.0.1:6379."
+        )
 
     with django_db_blocker.unblock():
         params = connection.get_connection_params()
