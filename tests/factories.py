@@ -1,9 +1,11 @@
 """factory-boy factories for the models tests create most."""
 
+import hashlib
+
 import factory
 from django.contrib.auth import get_user_model
 
-from ragapp.documents.models import Collection
+from ragapp.documents.models import Chunk, Collection, Document
 
 TEST_PASSWORD = "correct horse battery staple 42"
 
@@ -29,3 +31,31 @@ class CollectionFactory(factory.django.DjangoModelFactory):
 
     name = factory.Sequence(lambda n: f"Collection {n}")
     slug = factory.Sequence(lambda n: f"collection-{n}")
+
+
+class DocumentFactory(factory.django.DjangoModelFactory):
+    """A document row as the pipeline leaves it, without a stored file."""
+
+    class Meta:
+        model = Document
+
+    collection = factory.SubFactory(CollectionFactory)
+    title = factory.Sequence(lambda n: f"Document {n}")
+    sha256 = factory.Sequence(
+        lambda n: hashlib.sha256(f"document-{n}".encode()).hexdigest()
+    )
+    content_type = "text/plain"
+    size_bytes = 1
+
+
+class ChunkFactory(factory.django.DjangoModelFactory):
+    """A passage of a document, in the document's collection."""
+
+    class Meta:
+        model = Chunk
+
+    document = factory.SubFactory(DocumentFactory)
+    collection = factory.SelfAttribute("document.collection")
+    ordinal = factory.Sequence(lambda n: n)
+    text = "x"
+    token_count = factory.LazyAttribute(lambda chunk: len(chunk.text.split()))

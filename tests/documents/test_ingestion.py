@@ -22,7 +22,7 @@ from ragapp.documents import ingestion, services
 from ragapp.documents.exceptions import DocumentActionError
 from ragapp.documents.models import Chunk, Document
 from ragapp.providers.catalog import EMBEDDING_DIMENSIONS
-from tests.factories import CollectionFactory
+from tests.factories import ChunkFactory, CollectionFactory
 from tests.files import docx_ratio_bomb, text_pdf
 
 pytestmark = pytest.mark.django_db
@@ -358,13 +358,8 @@ def test_reindex_swaps_in_a_new_version_and_drops_the_old(collection):
 
 def test_leftovers_of_a_killed_attempt_are_replaced_not_duplicated(collection):
     document = upload(collection, MARKDOWN, "travel.md").document
-    Chunk.objects.create(
-        document=document,
-        collection=collection,
-        version=1,
-        ordinal=0,
-        text="half-written by a killed worker",
-        token_count=5,
+    ChunkFactory(
+        document=document, version=1, ordinal=0, text="half-written by a killed worker"
     )
     document = ingest(services.UploadOutcome(document, created=True))
     texts = list(Chunk.objects.filter(document=document).values_list("text", flat=True))

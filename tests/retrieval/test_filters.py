@@ -1,8 +1,5 @@
 """OpenAI search filters → `Q` on `Document`, run against the real PostgreSQL."""
 
-import hashlib
-import itertools
-
 import pytest
 
 from ragapp.documents.models import Chunk, Document
@@ -12,11 +9,10 @@ from ragapp.retrieval.filters import (
     FilterError,
     document_filter_q,
 )
-from tests.factories import CollectionFactory
+from tests.factories import ChunkFactory, CollectionFactory, DocumentFactory
 
 pytestmark = pytest.mark.django_db
 
-_counter = itertools.count()
 
 HOSTILE_KEYS = [
     "a__b",
@@ -40,14 +36,8 @@ def collection():
 @pytest.fixture
 def make_doc(collection):
     def make(title: str, attributes: dict) -> Document:
-        n = next(_counter)
-        return Document.objects.create(
-            collection=collection,
-            title=title,
-            sha256=hashlib.sha256(f"{title}-{n}".encode()).hexdigest(),
-            content_type="text/plain",
-            size_bytes=1,
-            attributes=attributes,
+        return DocumentFactory(
+            collection=collection, title=title, attributes=attributes
         )
 
     return make
@@ -294,12 +284,8 @@ def test_maximum_comparisons_are_allowed(docs):
 def test_prefix_filters_chunks_through_document(docs):
     for document in Document.objects.all():
         for ordinal in range(2):
-            Chunk.objects.create(
-                document=document,
-                collection=document.collection,
-                ordinal=ordinal,
-                text=f"{document.title} {ordinal}",
-                token_count=2,
+            ChunkFactory(
+                document=document, ordinal=ordinal, text=f"{document.title} {ordinal}"
             )
     filters = {
         "type": "or",
@@ -321,13 +307,7 @@ def test_prefix_filters_chunks_through_document(docs):
 
 def test_prefix_with_missing_key_semantics(docs):
     document = Document.objects.get(title="empty")
-    Chunk.objects.create(
-        document=document,
-        collection=document.collection,
-        ordinal=0,
-        text="x",
-        token_count=1,
-    )
+    ChunkFactory(document=document, ordinal=0)
     q = document_filter_q(cmp("nin", "author", ["Ada"]), prefix="document__")
     assert list(Chunk.objects.filter(q).values_list("document__title", flat=True)) == [
         "empty"

@@ -9,7 +9,7 @@ from pgvector.django import CosineDistance
 
 from ragapp.documents.models import Chunk, Collection, Document
 from ragapp.runtime.database import pgvector_installed_version
-from tests.factories import CollectionFactory
+from tests.factories import ChunkFactory, CollectionFactory, DocumentFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -22,23 +22,20 @@ def _unit_vector(seed: int, dims: int = 384) -> list[float]:
 
 
 def _document(collection: Collection, name: str = "doc") -> Document:
-    return Document.objects.create(
+    # The hash comes from the name, so the same name twice is the same file.
+    return DocumentFactory(
         collection=collection,
         title=name,
         file=f"documents/{name}",
         sha256=name.encode().hex().ljust(64, "0")[:64],
-        content_type="application/pdf",
-        size_bytes=10,
     )
 
 
 def _chunk(document: Document, ordinal: int, embedding: list[float] | None, text: str):
-    return Chunk.objects.create(
+    return ChunkFactory(
         document=document,
-        collection=document.collection,
         ordinal=ordinal,
         text=text,
-        token_count=len(text.split()),
         page_start=1,
         page_end=2,
         embedding=embedding,
@@ -118,15 +115,7 @@ def test_same_file_twice_in_one_collection_is_refused_by_the_database():
 def test_page_range_must_be_ordered():
     document = _document(CollectionFactory())
     with pytest.raises(IntegrityError, match="chunk_page_range_ordered"):
-        Chunk.objects.create(
-            document=document,
-            collection=document.collection,
-            ordinal=0,
-            text="x",
-            token_count=1,
-            page_start=5,
-            page_end=2,
-        )
+        ChunkFactory(document=document, ordinal=0, page_start=5, page_end=2)
 
 
 def test_deleting_a_collection_deletes_its_documents_and_chunks():
