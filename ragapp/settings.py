@@ -53,6 +53,7 @@ INSTALLED_APPS = [
     "ragapp.runtime",
     "ragapp.accounts",
     "ragapp.documents",
+    "ragapp.retrieval",
     "ragapp.web",
 ]
 

@@ -79,6 +79,16 @@ class ChunkingConfig:
 DEFAULT_CONFIG = ChunkingConfig()
 
 
+def embedding_text(heading: str, text: str) -> str:
+    """Return what the embedder sees of a chunk: its heading, then its text.
+
+    A passage deep in a section rarely names its subject; the heading (for
+    an abstract, its title) does. The chunker keeps chunks within the
+    embedders' window with room for a heading line.
+    """
+    return f"{heading}\n{text}" if heading else text
+
+
 @dataclass(frozen=True)
 class ChunkDraft:
     """A chunk ready to be embedded and stored."""

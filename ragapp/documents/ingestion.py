@@ -32,7 +32,12 @@ from django.db import transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
-from ragapp.documents.chunking import ChunkDraft, ChunkingConfig, chunk_blocks
+from ragapp.documents.chunking import (
+    ChunkDraft,
+    ChunkingConfig,
+    chunk_blocks,
+    embedding_text,
+)
 from ragapp.documents.models import Chunk, Document
 from ragapp.documents.parsing import (
     ParsedDocument,
@@ -45,6 +50,7 @@ from ragapp.providers.exceptions import (
     ProviderConfigurationError,
     ProviderUnavailableError,
 )
+from ragapp.retrieval.lexicon import lexicon_apply
 
 logger = logging.getLogger(__name__)
 
@@ -381,7 +387,9 @@ def _embed_claimed(claim: Claim) -> bool:
         raise ClaimLostError(document.pk)
     provider = get_embedding_provider(document.collection.embedding_model)
     while batch := list(pending[:EMBED_BATCH]):
-        vectors = provider.embed([chunk.text for chunk in batch])
+        vectors = provider.embed(
+            [embedding_text(chunk.heading, chunk.text) for chunk in batch]
+        )
         for chunk, vector in zip(batch, vectors, strict=True):
             chunk.embedding = vector
         # A worker that lost its claim may still write here: the vectors are the
@@ -397,7 +405,13 @@ def _swap_in(claim: Claim, document: Document, version: int) -> None:
     """Make `version` the searchable one and drop the old chunks, atomically."""
     now = timezone.now()
     with transaction.atomic():
-        _lock_claimed(claim)
+        locked = _lock_claimed(claim)
+        lexicon_apply(
+            collection_id=locked.collection_id,
+            document_id=locked.pk,
+            remove_version=locked.indexed_version,
+            add_version=version,
+        )
         Chunk.objects.filter(document_id=document.pk).exclude(version=version).delete()
         Document.objects.filter(pk=document.pk).update(
             indexed_version=version,

@@ -230,9 +230,20 @@ class Chunk(models.Model):
         output_field=models.PositiveSmallIntegerField(),
         db_persist=True,
     )
+    # The lexical field: heading and text, so a passage deep in a section still
+    # matches on its section's (or abstract's) title. PostgreSQL derives it,
+    # and its length in terms, so BM25 statistics can never disagree with it.
     search_vector = models.GeneratedField(
-        expression=SearchVector("text", config="english"),
+        expression=SearchVector("heading", "text", config="english"),
         output_field=SearchVectorField(),
+        db_persist=True,
+    )
+    search_length = models.GeneratedField(
+        expression=models.Func(
+            SearchVector("heading", "text", config="english"),
+            function="ragapp_tsvector_length",
+        ),
+        output_field=models.PositiveIntegerField(),
         db_persist=True,
     )
 

@@ -24,6 +24,7 @@ from ragapp.documents.parsing import (
     sniff_content_type,
 )
 from ragapp.providers.catalog import embedding_dimensions
+from ragapp.retrieval.lexicon import lexicon_apply
 
 logger = logging.getLogger(__name__)
 
@@ -286,6 +287,16 @@ def document_delete(*, document: Document) -> None:
     A worker still processing it loses its claim at its next write and stops.
     """
     names = [document.file.name] if document.file else []
+    # Locked so a swap cannot move the searchable version while it is counted out.
+    locked = Document.objects.select_for_update().filter(pk=document.pk).first()
+    if locked is None:
+        return
+    lexicon_apply(
+        collection_id=locked.collection_id,
+        document_id=locked.pk,
+        remove_version=locked.indexed_version,
+        add_version=0,
+    )
     Document.objects.filter(pk=document.pk).delete()
     _delete_files_on_commit(names)
 

@@ -1,0 +1,588 @@
+"""Retrieval quality on BEIR SciFact, through the app's own ingestion and search.
+
+Loads the 5,183 SciFact abstracts of ../shared/eval/scifact (read in place;
+RAGAPP_EVAL_DIR overrides) into collections through the real pipeline: each
+abstract becomes a Markdown upload (title as its heading) that is stored,
+sniffed, parsed in the sandboxed child, chunked, embedded and swapped in by
+the same functions the workers run. One collection per local embedder.
+
+Tunes on the 809 training queries only (qrels/train.tsv): BM25's k1 and b,
+and the weight of BM25 in the fused ranking. Then runs the 300 test queries
+once per configuration through `chunk_search`, the function the app calls,
+and scores the runs with ir-measures (trec_eval): nDCG@10 and recall@100 at
+document level (a document ranks where its best passage does), plus latency
+per query.
+
+The loaded collections are kept in var/bench/beir (its own embedded
+PostgreSQL) and reused while the corpus and the ingestion code are
+unchanged; --reload forces a fresh load.
+
+    .venv/bin/pip install -e '.[bench]'      # ir-measures, matplotlib
+    .venv/bin/python bench/beir.py [--tune] [--reload]
+
+Writes docs/bench/beir.md; the last stdout line is key=value pairs for the
+default configuration (nDCG x 100).
+"""
+
+from __future__ import annotations
+
+import argparse
+import concurrent.futures
+import csv
+import datetime as dt
+import hashlib
+import json
+import os
+import platform
+import sys
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parent.parent
+OUT = REPO / "docs" / "bench" / "beir.md"
+WORKDIR = REPO / "var" / "bench" / "beir"
+DEFAULT_MODEL = "local/all-MiniLM-L6-v2"
+MODELS = {
+    DEFAULT_MODEL: "scifact-minilm",
+    "local/wordllama-l2-supercat": "scifact-wordllama",
+}
+# Code whose change alters what gets indexed: a change means a fresh load.
+INDEXING_CODE = (
+    "ragapp/documents/chunking.py",
+    "ragapp/documents/ingestion.py",
+    "ragapp/documents/parsing/markdown.py",
+    "ragapp/documents/migrations",
+    "ragapp/providers/local",
+)
+RUN_DEPTH = 100  # documents per query in the evaluated run (recall@100)
+
+
+def eval_dir() -> Path:
+    base = Path(os.environ.get("RAGAPP_EVAL_DIR") or REPO.parent / "shared" / "eval")
+    scifact = base / "scifact"
+    if not (scifact / "corpus.jsonl").is_file():
+        raise SystemExit(f"No SciFact at {scifact}; set RAGAPP_EVAL_DIR.")
+    return scifact
+
+
+def read_jsonl(path: Path) -> list[dict[str, Any]]:
+    with path.open(encoding="utf-8") as handle:
+        return [json.loads(line) for line in handle if line.strip()]
+
+
+def read_qrels(path: Path) -> dict[str, dict[str, int]]:
+    qrels: dict[str, dict[str, int]] = {}
+    with path.open(encoding="utf-8") as handle:
+        for row in csv.DictReader(handle, delimiter="\t"):
+            qrels.setdefault(row["query-id"], {})[row["corpus-id"]] = int(row["score"])
+    return qrels
+
+
+def fingerprint(corpus: Path, model: str) -> str:
+    digest = hashlib.sha256(corpus.read_bytes())
+    digest.update(model.encode())
+    for name in INDEXING_CODE:
+        path = REPO / name
+        files = sorted(path.rglob("*.py")) if path.is_dir() else [path]
+        for file in files:
+            digest.update(file.read_bytes())
+    return digest.hexdigest()[:16]
+
+
+# --- loading -------------------------------------------------------------------
+
+
+def staged_files(corpus: list[dict[str, Any]]) -> list[Path]:
+    """Write each abstract as `<id>.md` (title as heading) once; return the paths."""
+    staging = WORKDIR / "staging"
+    staging.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for doc in corpus:
+        path = staging / f"{doc['_id']}.md"
+        text = f"# {doc['title'].strip()}\n\n{doc['text'].strip()}\n"
+        if not path.is_file() or path.read_text(encoding="utf-8") != text:
+            path.write_text(text, encoding="utf-8")
+        paths.append(path)
+    return paths
+
+
+def load_collection(
+    model: str, slug: str, paths: list[Path], mark: str, *, force: bool
+) -> Any:
+    """Return the collection for `model`, loading it through the pipeline if stale.
+
+    A load that was interrupted resumes: files already uploaded are known by
+    their hash, and only documents not yet ready are processed.
+    """
+    from django.db import connection
+
+    from ragapp.documents import ingestion, services
+    from ragapp.documents.models import Collection, Document
+
+    Status = Document.Status  # noqa: N806
+    existing = Collection.objects.filter(slug=slug).first()
+    if existing is not None and existing.description == mark and not force:
+        ready = existing.documents.filter(status=Status.READY).count()
+        print(f"{slug}: reusing {ready} ready documents ({mark})", flush=True)
+        return existing
+    if existing is not None and (force or existing.description != f"loading {mark}"):
+        services.collection_delete(collection=existing)
+        existing = None
+    collection = existing or Collection.objects.create(
+        name=f"SciFact ({model})",
+        slug=slug,
+        embedding_model=model,
+        description=f"loading {mark}",
+    )
+    started = time.perf_counter()
+    for path in paths:
+        services.document_upload_path(collection=collection, path=path)
+    # This process is the only worker: claims of an interrupted run are void.
+    documents = collection.documents.exclude(status=Status.READY)
+    documents.filter(status=Status.PARSING).update(status=Status.QUEUED)
+    documents.update(claim_token=None, lease_expires_at=None, attempts=0)
+    to_parse = list(documents.filter(status=Status.QUEUED).values_list("pk", flat=True))
+    to_embed = list(
+        documents.filter(status=Status.EMBEDDING).values_list("pk", flat=True)
+    )
+    uploaded = time.perf_counter()
+    print(
+        f"{slug}: {len(paths)} files uploaded or known in {uploaded - started:.0f} s;"
+        f" {len(to_parse)} to parse, {len(to_embed)} to embed",
+        flush=True,
+    )
+
+    def parse(document_id: int) -> int:
+        try:
+            ingestion.document_parse(document_id=document_id)
+            return document_id
+        finally:
+            connection.close()
+
+    for document_id in to_embed:
+        ingestion.document_embed(document_id=document_id)
+    # Two parse children at a time; this thread embeds what they hand over.
+    done = 0
+    with concurrent.futures.ThreadPoolExecutor(max_workers=2) as pool:
+        for future in concurrent.futures.as_completed(
+            [pool.submit(parse, pk) for pk in to_parse]
+        ):
+            ingestion.document_embed(document_id=future.result())
+            done += 1
+            if done % 250 == 0:
+                rate = done / (time.perf_counter() - uploaded)
+                print(
+                    f"{slug}: {done}/{len(to_parse)} indexed, {rate:.1f} docs/s",
+                    flush=True,
+                )
+    statuses = _status_counts(collection)
+    elapsed = time.perf_counter() - started
+    print(f"{slug}: loaded in {elapsed:.0f} s: {statuses}", flush=True)
+    collection.description = mark
+    collection.save(update_fields=["description"])
+    return collection
+
+
+def _status_counts(collection: Any) -> dict[str, int]:
+    from django.db.models import Count
+
+    return dict(
+        collection.documents.values_list("status")
+        .annotate(n=Count("pk"))
+        .values_list("status", "n")
+    )
+
+
+def reader(collections: Iterable[Any]) -> Any:
+    """A staff user who reads the bench collections through a group, like any reader."""
+    from django.contrib.auth import get_user_model
+    from django.contrib.auth.models import Group
+
+    User = get_user_model()  # noqa: N806
+    group, _ = Group.objects.get_or_create(name="SciFact readers")
+    user, _ = User.objects.get_or_create(username="scifact-bench")
+    user.groups.add(group)
+    for collection in collections:
+        collection.reader_groups.add(group)
+    return user
+
+
+# --- evaluation ----------------------------------------------------------------
+
+
+def beir_ids(collection: Any) -> dict[int, str]:
+    """chunk pk -> SciFact document id, for the collection's searchable chunks."""
+    from ragapp.documents.models import Chunk
+
+    rows = Chunk.objects.filter(collection=collection).values_list(
+        "pk", "document__original_filename"
+    )
+    return {pk: name.removesuffix(".md") for pk, name in rows}
+
+
+def documents_ranked(chunk_ranking: Iterable[int], ids: dict[int, str]) -> list[str]:
+    """Documents in the order of their best passage."""
+    seen: dict[str, None] = {}
+    for pk in chunk_ranking:
+        seen.setdefault(ids[pk], None)
+    return list(seen)
+
+
+def to_run(ranked: dict[str, list[str]]) -> dict[str, dict[str, float]]:
+    return {
+        qid: {doc: float(len(docs) - rank) for rank, doc in enumerate(docs[:RUN_DEPTH])}
+        for qid, docs in ranked.items()
+    }
+
+
+def measure(
+    qrels: dict[str, dict[str, int]], ranked: dict[str, list[str]]
+) -> dict[str, float]:
+    import ir_measures
+    from ir_measures import R, nDCG
+
+    run = to_run(ranked)
+    scores = ir_measures.calc_aggregate([nDCG @ 10, R @ 100], qrels, run)
+    return {"ndcg10": 100 * scores[nDCG @ 10], "recall100": 100 * scores[R @ 100]}
+
+
+@dataclass
+class Row:
+    name: str
+    ndcg10: float
+    recall100: float
+    p50_ms: float
+    p95_ms: float
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
+
+
+def run_search(
+    name: str,
+    search: Callable[[str], list[int]],
+    queries: dict[str, str],
+    qrels: dict[str, dict[str, int]],
+    ids: dict[int, str],
+) -> Row:
+    """Run every query through `search` (chunk pks, best first); score and time it."""
+    for text in list(queries.values())[:5]:  # warm caches and the model
+        search(text)
+    ranked, latencies = {}, []
+    for qid, text in queries.items():
+        started = time.perf_counter()
+        chunks = search(text)
+        latencies.append(1000 * (time.perf_counter() - started))
+        ranked[qid] = documents_ranked(chunks, ids)
+    figures = measure(qrels, ranked)
+    row = Row(
+        name,
+        figures["ndcg10"],
+        figures["recall100"],
+        percentile(latencies, 0.5),
+        percentile(latencies, 0.95),
+    )
+    print(
+        f"  {name}: nDCG@10 {row.ndcg10:.1f}  R@100 {row.recall100:.1f}"
+        f"  p50 {row.p50_ms:.0f} ms  p95 {row.p95_ms:.0f} ms",
+        flush=True,
+    )
+    return row
+
+
+def app_search(user: Any, collection: Any, config: Any) -> Callable[[str], list[int]]:
+    from ragapp.retrieval.search import chunk_search
+
+    def search(text: str) -> list[int]:
+        passages = chunk_search(
+            user=user,
+            query=text,
+            collection_ids=[collection.pk],
+            limit=2 * RUN_DEPTH,
+            config=config,
+        )
+        return [p.chunk_id for p in passages]
+
+    return search
+
+
+# --- tuning (training queries only) -----------------------------------------------
+
+
+def tune(
+    user: Any, collection: Any, queries: dict[str, str], qrels: dict, ids: dict
+) -> Any:
+    """Grid-search BM25's k1, b and the fusion weight on the training queries."""
+    from ragapp.retrieval.fusion import weighted_z
+    from ragapp.retrieval.lexical import Bm25, bm25_ranking
+    from ragapp.retrieval.search import (
+        DEFAULT_CONFIG,
+        search_scope,
+        searchable_chunks,
+        vector_ranking,
+    )
+
+    depth = DEFAULT_CONFIG.depth
+    chunks = searchable_chunks(user=user, collection_ids=[collection.pk])
+    scope = search_scope(user=user, collection_ids=[collection.pk])
+    print(f"tuning on {len(queries)} training queries", flush=True)
+    best_bm25, best_score, lexical = None, -1.0, {}
+    for k1 in (0.9, 1.2, 1.5, 2.0):
+        for b in (0.4, 0.6, 0.75, 0.9):
+            params = Bm25(k1=k1, b=b)
+            rankings = {
+                qid: bm25_ranking(
+                    chunks, scope=scope, query=text, depth=depth, params=params
+                )
+                for qid, text in queries.items()
+            }
+            ranked = {
+                qid: documents_ranked((pk for pk, _ in r), ids)
+                for qid, r in rankings.items()
+            }
+            score = measure(qrels, ranked)["ndcg10"]
+            print(f"  bm25 k1={k1} b={b}: nDCG@10 {score:.2f}", flush=True)
+            if score > best_score:
+                best_bm25, best_score, lexical = params, score, rankings
+    vectors = {
+        qid: vector_ranking(chunks, query=text, depth=depth)
+        for qid, text in queries.items()
+    }
+    best_weight, best_fused = 0.0, -1.0
+    for step in range(21):
+        weight = step / 20
+        ranked = {}
+        for qid in queries:
+            fused = weighted_z(
+                {"lexical": lexical[qid], "vector": vectors[qid]},
+                weights={"lexical": weight, "vector": 1 - weight},
+            )
+            order = sorted(fused, key=lambda pk: (-fused[pk], pk))
+            ranked[qid] = documents_ranked(order, ids)
+        score = measure(qrels, ranked)["ndcg10"]
+        print(f"  weighted lexical={weight:.2f}: nDCG@10 {score:.2f}", flush=True)
+        if score > best_fused:
+            best_weight, best_fused = weight, score
+    tuned = replace(DEFAULT_CONFIG, bm25=best_bm25, lexical_weight=best_weight)
+    rerank_weight = tune_rerank(
+        queries, qrels, ids, lexical, vectors, best_weight, tuned.rerank_depth
+    )
+    tuned = replace(tuned, rerank_weight=rerank_weight)
+    print(
+        f"tuned: k1={best_bm25.k1} b={best_bm25.b} lexical_weight={best_weight}"
+        f" (train nDCG@10 {best_fused:.2f}); code default: {DEFAULT_CONFIG}",
+        flush=True,
+    )
+    return tuned
+
+
+def tune_rerank(
+    queries: dict[str, str],
+    qrels: dict,
+    ids: dict,
+    lexical: dict,
+    vectors: dict,
+    lexical_weight: float,
+    depth: int,
+) -> float:
+    """Pick the sentence re-score's weight on train (sentences embedded once per query)."""
+    from ragapp.documents.models import Chunk
+    from ragapp.retrieval.fusion import weighted_z
+    from ragapp.retrieval.rerank import sentence_scores
+
+    fused_top, sentences = {}, {}
+    for qid, text in queries.items():
+        fused = weighted_z(
+            {"lexical": lexical[qid], "vector": vectors[qid]},
+            weights={"lexical": lexical_weight, "vector": 1 - lexical_weight},
+        )
+        order = sorted(fused, key=lambda pk: (-fused[pk], pk))
+        fused_top[qid] = (order, fused)
+        chunks = list(Chunk.objects.filter(pk__in=order[:depth]))
+        sentences[qid] = sentence_scores(text, chunks, model=DEFAULT_MODEL)
+    best_weight, best_score = 0.0, -1.0
+    for step in range(11):
+        weight = step / 10
+        ranked = {}
+        for qid, (order, fused) in fused_top.items():
+            top = order[:depth]
+            rescored = weighted_z(
+                {
+                    "fused": [(pk, fused[pk]) for pk in top],
+                    "sentences": list(sentences[qid].items()),
+                },
+                weights={"fused": 1 - weight, "sentences": weight},
+            )
+            reordered = sorted(top, key=lambda pk: (-rescored[pk], pk)) + order[depth:]
+            ranked[qid] = documents_ranked(reordered, ids)
+        score = measure(qrels, ranked)["ndcg10"]
+        print(
+            f"  sentence re-score weight={weight:.1f}: nDCG@10 {score:.2f}", flush=True
+        )
+        if score > best_score:
+            best_weight, best_score = weight, score
+    return best_weight
+
+
+# --- report --------------------------------------------------------------------
+
+
+def report(rows: list[Row], command: str, notes: list[str]) -> str:
+    lines = [
+        "# Retrieval on BEIR SciFact",
+        "",
+        f"Command: `{command}`  ",
+        f"Date: {dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M} UTC; machine: "
+        f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}.",
+        "",
+        "300 test queries (`qrels/test.tsv`), scored with ir-measures (trec_eval) at",
+        "document level (a document ranks where its best passage does). Latency is",
+        "per query through `chunk_search`, query embedding included.",
+        "",
+        "| configuration | nDCG@10 (x100) | recall@100 (x100) | p50 ms | p95 ms |",
+        "|---|---:|---:|---:|---:|",
+        *(
+            f"| {r.name} | {r.ndcg10:.1f} | {r.recall100:.1f} | {r.p50_ms:.0f} | {r.p95_ms:.0f} |"
+            for r in rows
+        ),
+        "",
+        *notes,
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--reload", action="store_true", help="load the corpus afresh")
+    parser.add_argument(
+        "--tune", action="store_true", help="grid-search on train first"
+    )
+    parser.add_argument(
+        "--queries", type=int, default=0, help="first N test queries only"
+    )
+    args = parser.parse_args()
+    try:
+        import ir_measures  # noqa: F401
+    except ImportError:
+        raise SystemExit(
+            "Needs the bench extras: .venv/bin/pip install -e '.[bench]'"
+        ) from None
+
+    scifact = eval_dir()
+    WORKDIR.mkdir(parents=True, exist_ok=True)
+    os.environ["RAGAPP_DATA_DIR"] = str(WORKDIR)
+    os.environ["CELERY_BROKER_URL"] = "memory://"  # this process runs the stages itself
+    for name in ("DATABASE_URL", "REDIS_URL"):
+        os.environ.pop(name, None)
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "ragapp.settings")
+    sys.path.insert(0, str(REPO))
+    import django
+
+    django.setup()
+    from django.core.management import call_command
+
+    from ragapp.celery import app as celery_app
+    from ragapp.retrieval.search import DEFAULT_CONFIG
+
+    celery_app.conf.result_backend = "cache+memory://"
+    call_command("migrate", interactive=False, verbosity=0)
+    corpus = read_jsonl(scifact / "corpus.jsonl")
+    paths = staged_files(corpus)
+    collections = {
+        model: load_collection(
+            model,
+            slug,
+            paths,
+            fingerprint(scifact / "corpus.jsonl", model),
+            force=args.reload,
+        )
+        for model, slug in MODELS.items()
+    }
+    user = reader(collections.values())
+    queries = {q["_id"]: q["text"] for q in read_jsonl(scifact / "queries.jsonl")}
+    test_qrels = read_qrels(scifact / "qrels" / "test.tsv")
+    train_qrels = read_qrels(scifact / "qrels" / "train.tsv")
+    test = {qid: queries[qid] for qid in test_qrels}
+    if args.queries:
+        test = dict(list(test.items())[: args.queries])
+    main_collection = collections[DEFAULT_MODEL]
+    ids = beir_ids(main_collection)
+    notes = []
+    config = DEFAULT_CONFIG
+    if args.tune:
+        train = {qid: queries[qid] for qid in train_qrels}
+        config = tune(user, main_collection, train, train_qrels, ids)
+        notes.append(
+            f"Tuned on train: BM25 k1={config.bm25.k1}, b={config.bm25.b}; "
+            f"BM25 weight {config.lexical_weight}; sentence re-score weight "
+            f"{config.rerank_weight}. Code default: k1={DEFAULT_CONFIG.bm25.k1}, "
+            f"b={DEFAULT_CONFIG.bm25.b}, weight {DEFAULT_CONFIG.lexical_weight}, "
+            f"re-score weight {DEFAULT_CONFIG.rerank_weight}."
+        )
+
+    print(f"test: {len(test)} queries", flush=True)
+    rows = []
+    lexical = run_search(
+        "BM25 in PostgreSQL (lexical only)",
+        app_search(user, main_collection, replace(config, use_vector=False)),
+        test,
+        test_qrels,
+        ids,
+    )
+    rows.append(lexical)
+    for model, collection in collections.items():
+        rows.append(
+            run_search(
+                f"{model} (vector only)",
+                app_search(user, collection, replace(config, use_lexical=False)),
+                test,
+                test_qrels,
+                beir_ids(collection),
+            )
+        )
+    rows.append(
+        run_search(
+            "hybrid, RRF k=60",
+            app_search(user, main_collection, replace(config, fusion="rrf")),
+            test,
+            test_qrels,
+            ids,
+        )
+    )
+    rows.append(
+        run_search(
+            f"hybrid + sentence re-score of the top {config.rerank_depth}",
+            app_search(user, main_collection, replace(config, rerank="sentences")),
+            test,
+            test_qrels,
+            ids,
+        )
+    )
+    default = run_search(
+        "hybrid, weighted z-score (default)",
+        app_search(user, main_collection, config),
+        test,
+        test_qrels,
+        ids,
+    )
+    rows.append(default)
+
+    command = " ".join([".venv/bin/python bench/beir.py", *sys.argv[1:]])
+    text = report(rows, command, notes)
+    OUT.parent.mkdir(parents=True, exist_ok=True)
+    OUT.write_text(text)
+    print(text)
+    print(
+        f"ndcg10={default.ndcg10:.1f} recall100={default.recall100:.1f} "
+        f"lexical_ndcg10={lexical.ndcg10:.1f} p95_ms={default.p95_ms:.0f}"
+    )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,163 @@
+"""BM25 ranking computed by PostgreSQL from the chunks' tsvectors.
+
+PostgreSQL's `ts_rank` ignores how rare a term is and how long a passage is,
+and scores far below BM25 (SciFact nDCG@10 58.2 against 68.6,
+shared/eval/REFERENCE_RUN.md). BM25 needs term frequencies (a tsvector
+keeps a position per occurrence), the passage's length (`Chunk.search_length`)
+and per-term chunk frequencies over the searched collections (kept in
+`ragapp.retrieval.models`). The score is a SQL expression, so ranking,
+access rule and filters stay one query.
+
+Scoring every chunk that contains any query term would touch most of the
+table for questions with common words, so the ranking is exact top-k by
+MaxScore: the rarest terms' matches give a score floor, and terms whose
+summed best case stays below that floor cannot lift a chunk into the top k
+on their own, so they score chunks but do not select them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from django.db import connection
+from django.db.models import BooleanField, FloatField, QuerySet
+from django.db.models.expressions import RawSQL
+
+from ragapp.documents.models import Chunk
+from ragapp.retrieval.lexicon import TermStatistics, term_statistics
+
+
+@dataclass(frozen=True)
+class Bm25:
+    """BM25's saturation (k1) and length normalisation (b)."""
+
+    k1: float = 1.2
+    b: float = 0.75
+
+
+_CHUNKS = Chunk._meta.db_table
+
+
+def query_terms(query: str) -> dict[str, int]:
+    """Return {lexeme: occurrences} of `query` as the English configuration sees it."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT lexeme, coalesce(array_length(positions, 1), 1)"
+            " FROM unnest(to_tsvector('english', %s))",
+            [query],
+        )
+        return dict(cursor.fetchall())
+
+
+def _tsquery(lexemes: list[str]) -> str:
+    """A tsquery literal matching any of `lexemes`, taken as they are (no parsing)."""
+    quoted = (
+        "'" + lexeme.replace("\\", "\\\\").replace("'", "''") + "'"
+        for lexeme in lexemes
+    )
+    return " | ".join(quoted)
+
+
+def _score_sql(stats: TermStatistics, params: Bm25) -> str:
+    k1, b = float(params.k1), float(params.b)
+    mean = float(stats.mean_length)
+    return f"""(
+        SELECT coalesce(sum(
+            w.weight * x.tf * {k1 + 1.0!r}
+            / (x.tf + {k1!r} * (1 - {b!r} + {b!r} * {_CHUNKS}.search_length / {mean!r}))
+        ), 0)
+        FROM (
+            SELECT t.lexeme, coalesce(array_length(t.positions, 1), 1)::float8 AS tf
+            FROM unnest({_CHUNKS}.search_vector) t
+        ) x
+        JOIN unnest(%s::text[], %s::float8[]) AS w(lexeme, weight) USING (lexeme)
+    )"""
+
+
+def _ranked(
+    chunks: QuerySet[Chunk],
+    *,
+    selecting: list[str],
+    weights: dict[str, float],
+    stats: TermStatistics,
+    params: Bm25,
+    depth: int,
+) -> list[tuple[int, float]]:
+    lexemes = sorted(weights)
+    rows = (
+        chunks.alias(
+            matches=RawSQL(
+                f"{_CHUNKS}.search_vector @@ %s::tsquery",
+                [_tsquery(selecting)],
+                output_field=BooleanField(),
+            )
+        )
+        .filter(matches=True)
+        .annotate(
+            bm25=RawSQL(
+                _score_sql(stats, params),
+                [lexemes, [weights[lexeme] for lexeme in lexemes]],
+                output_field=FloatField(),
+            )
+        )
+        .order_by("-bm25", "pk")
+        .values_list("pk", "bm25")[:depth]
+    )
+    return [(pk, float(score)) for pk, score in rows]
+
+
+def bm25_ranking(
+    chunks: QuerySet[Chunk],
+    *,
+    scope: QuerySet,
+    query: str,
+    depth: int,
+    params: Bm25 | None = None,
+) -> list[tuple[int, float]]:
+    """Return up to `depth` (chunk pk, BM25 score) pairs of `chunks`, best first.
+
+    `scope` is the pk queryset of the collections searched: their statistics
+    give each term its weight.
+    """
+    params = params or Bm25()
+    terms = query_terms(query)
+    if not terms:
+        return []
+    stats = term_statistics(collection_ids=scope, lexemes=terms)
+    if stats.chunk_count == 0:
+        return []
+    weights = {lexeme: stats.idf[lexeme] * count for lexeme, count in terms.items()}
+    # Rarest first: the most selective terms seed the score floor.
+    by_rarity = sorted(weights, key=lambda lexeme: (-weights[lexeme], lexeme))
+    seeds: list[str] = []
+    for lexeme in by_rarity:
+        seeds.append(lexeme)
+        if sum(stats.frequency[seed] for seed in seeds) >= depth:
+            break
+    ranked = _ranked(
+        chunks,
+        selecting=seeds,
+        weights=weights,
+        stats=stats,
+        params=params,
+        depth=depth,
+    )
+    floor = ranked[-1][1] if len(ranked) == depth else 0.0
+    # A term's contribution is below weight * (k1 + 1) whatever the passage.
+    essential = by_rarity
+    best_case_rest = 0.0
+    for lexeme in reversed(by_rarity):  # commonest first
+        best_case_rest += weights[lexeme] * (params.k1 + 1)
+        if best_case_rest >= floor:
+            essential = by_rarity[: by_rarity.index(lexeme) + 1]
+            break
+    if essential == seeds:
+        return ranked
+    return _ranked(
+        chunks,
+        selecting=essential,
+        weights=weights,
+        stats=stats,
+        params=params,
+        depth=depth,
+    )
