@@ -10,6 +10,7 @@ fuses two short lists.
 
 from __future__ import annotations
 
+import logging
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -23,10 +24,13 @@ from pgvector.django import CosineDistance, VectorField
 from ragapp.documents.models import Chunk, Collection
 from ragapp.documents.selectors import collection_ids_readable
 from ragapp.providers.embeddings import get_embedding_provider
+from ragapp.providers.exceptions import ProviderError
 from ragapp.retrieval.filters import document_filter_q
 from ragapp.retrieval.fusion import reciprocal_rank, weighted_z
 from ragapp.retrieval.lexical import Bm25, bm25_ranking
 from ragapp.retrieval.rerank import sentence_scores
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -219,7 +223,12 @@ def _sentence_rescore(
         by_model[config.rerank_model or chunk.collection.embedding_model].append(chunk)
     scores: dict[int, float] = {}
     for model, group in by_model.items():
-        scores.update(sentence_scores(query, group, model=model))
+        try:
+            scores.update(sentence_scores(query, group, model=model))
+        except ProviderError as exc:
+            # The first stage's order stands; an answer is still possible.
+            logger.warning("Re-score with %s skipped: %s", model, exc)
+            return {}
     return scores
 
 

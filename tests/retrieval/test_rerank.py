@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import io
+import json
 from dataclasses import replace
 
+import httpx
 import pytest
 from django.contrib.auth.models import Group
 
@@ -89,3 +91,63 @@ def test_search_with_the_rerank_reports_its_score_and_keeps_access(
     assert all(p.rerank_score is not None for p in passages)
     assert all(p.collection_id == collection.pk for p in passages)
     assert not any("Secret" in p.text for p in passages)
+
+
+REMOTE_MODEL = "text-embedding-3-small"
+
+
+def remote_embeddings(request: httpx.Request) -> httpx.Response:
+    """OpenAI's wire format; a text about sulfur points one way, the rest another."""
+    inputs = json.loads(request.content)["input"]
+    dims = EMBEDDING_DIMENSIONS[REMOTE_MODEL]
+
+    def vector(text: str) -> list[float]:
+        axis = 0 if "sulfur" in text.lower() else 1
+        return [1.0 if i == axis else 0.0 for i in range(dims)]
+
+    return httpx.Response(
+        200,
+        json={
+            "object": "list",
+            "data": [
+                {"object": "embedding", "index": i, "embedding": vector(t)}
+                for i, t in enumerate(inputs)
+            ],
+            "model": REMOTE_MODEL,
+            "usage": {"prompt_tokens": len(inputs), "total_tokens": len(inputs)},
+        },
+    )
+
+
+def test_a_configured_remote_model_can_re_score(reader_and_collection, openai_http):
+    user, collection = reader_and_collection
+    ingest(collection, "a.md", "# Volcanoes\n\nEruptions release sulfur dioxide.")
+    ingest(collection, "b.md", f"# Handbook\n\n{FILLER}")
+    route = openai_http.post("/embeddings").mock(side_effect=remote_embeddings)
+    config = replace(
+        DEFAULT_CONFIG, rerank="sentences", rerank_depth=10, rerank_model=REMOTE_MODEL
+    )
+
+    passages = chunk_search(user=user, query="sulfur emissions", config=config)
+
+    assert route.called
+    assert passages[0].heading == "Volcanoes"
+    assert passages[0].rerank_score == pytest.approx(1.0)
+
+
+def test_a_failing_remote_re_score_keeps_the_first_stage_order(
+    reader_and_collection, openai_http
+):
+    user, collection = reader_and_collection
+    ingest(collection, "a.md", "# Volcanoes\n\nEruptions release sulfur dioxide.")
+    ingest(collection, "b.md", f"# Handbook\n\n{FILLER}")
+    openai_http.post("/embeddings").respond(
+        500, json={"error": {"message": "boom", "type": "server_error", "code": None}}
+    )
+    plain = chunk_search(user=user, query="sulfur dioxide")
+    config = replace(DEFAULT_CONFIG, rerank="sentences", rerank_model=REMOTE_MODEL)
+
+    reranked = chunk_search(user=user, query="sulfur dioxide", config=config)
+
+    assert [p.chunk_id for p in reranked] == [p.chunk_id for p in plain]
+    assert all(p.rerank_score is None for p in reranked)
