@@ -466,6 +466,11 @@ def main() -> None:
     parser.add_argument(
         "--queries", type=int, default=0, help="first N test queries only"
     )
+    parser.add_argument(
+        "--skip-other-models",
+        action="store_true",
+        help="only the default embedder's collection",
+    )
     args = parser.parse_args()
     try:
         import ir_measures  # noqa: F401
@@ -494,24 +499,24 @@ def main() -> None:
     call_command("migrate", interactive=False, verbosity=0)
     corpus = read_jsonl(scifact / "corpus.jsonl")
     paths = staged_files(corpus)
-    collections = {
-        model: load_collection(
+
+    def collection_for(model: str) -> Any:
+        return load_collection(
             model,
-            slug,
+            MODELS[model],
             paths,
             fingerprint(scifact / "corpus.jsonl", model),
             force=args.reload,
         )
-        for model, slug in MODELS.items()
-    }
-    user = reader(collections.values())
+
+    main_collection = collection_for(DEFAULT_MODEL)
+    user = reader([main_collection])
     queries = {q["_id"]: q["text"] for q in read_jsonl(scifact / "queries.jsonl")}
     test_qrels = read_qrels(scifact / "qrels" / "test.tsv")
     train_qrels = read_qrels(scifact / "qrels" / "train.tsv")
     test = {qid: queries[qid] for qid in test_qrels}
     if args.queries:
         test = dict(list(test.items())[: args.queries])
-    main_collection = collections[DEFAULT_MODEL]
     ids = beir_ids(main_collection)
     notes = []
     config = DEFAULT_CONFIG
@@ -527,51 +532,48 @@ def main() -> None:
         )
 
     print(f"test: {len(test)} queries", flush=True)
-    rows = []
-    lexical = run_search(
+
+    def evaluate(name: str, collection: Any, variant: Any) -> Row:
+        search = app_search(user, collection, variant)
+        return run_search(name, search, test, test_qrels, beir_ids(collection))
+
+    lexical = evaluate(
         "BM25 in PostgreSQL (lexical only)",
-        app_search(user, main_collection, replace(config, use_vector=False)),
-        test,
-        test_qrels,
-        ids,
+        main_collection,
+        replace(config, use_vector=False),
     )
-    rows.append(lexical)
-    for model, collection in collections.items():
+    rows = [lexical]
+    rows.append(
+        evaluate(
+            f"{DEFAULT_MODEL} (vector only)",
+            main_collection,
+            replace(config, use_lexical=False),
+        )
+    )
+    rows.append(
+        evaluate("hybrid, RRF k=60", main_collection, replace(config, fusion="rrf"))
+    )
+    default = evaluate("hybrid, weighted z-score (default)", main_collection, config)
+    rows.append(default)
+    rows.append(
+        evaluate(
+            f"hybrid + sentence re-score of the top {config.rerank_depth}",
+            main_collection,
+            replace(config, rerank="sentences"),
+        )
+    )
+    for model in MODELS:
+        if model == DEFAULT_MODEL or args.skip_other_models:
+            continue
+        collection = collection_for(model)
+        reader([collection])
         rows.append(
-            run_search(
+            evaluate(
                 f"{model} (vector only)",
-                app_search(user, collection, replace(config, use_lexical=False)),
-                test,
-                test_qrels,
-                beir_ids(collection),
+                collection,
+                replace(config, use_lexical=False),
             )
         )
-    rows.append(
-        run_search(
-            "hybrid, RRF k=60",
-            app_search(user, main_collection, replace(config, fusion="rrf")),
-            test,
-            test_qrels,
-            ids,
-        )
-    )
-    rows.append(
-        run_search(
-            f"hybrid + sentence re-score of the top {config.rerank_depth}",
-            app_search(user, main_collection, replace(config, rerank="sentences")),
-            test,
-            test_qrels,
-            ids,
-        )
-    )
-    default = run_search(
-        "hybrid, weighted z-score (default)",
-        app_search(user, main_collection, config),
-        test,
-        test_qrels,
-        ids,
-    )
-    rows.append(default)
 
     command = " ".join([".venv/bin/python bench/beir.py", *sys.argv[1:]])
     text = report(rows, command, notes)

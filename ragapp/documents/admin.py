@@ -244,7 +244,18 @@ class DocumentAdmin(admin.ModelAdmin):
 
 
 class ReadOnlyAdmin(admin.ModelAdmin):
+    """Rows the pipeline owns: shown, never edited or deleted by hand.
+
+    Deleting a chunk here would cut a document in half and bypass the
+    search statistics kept with every swap; delete the document instead.
+    """
+
     def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_delete_permission(
+        self, request: HttpRequest, obj: object | None = None
+    ) -> bool:
         return False
 
     def has_change_permission(

@@ -17,6 +17,7 @@ on their own, so they score chunks but do not select them.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 from django.db import connection
@@ -38,13 +39,25 @@ class Bm25:
 _CHUNKS = Chunk._meta.db_table
 
 
+_UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
+
+
+def clean_query(query: str) -> str:
+    """Return `query` as text PostgreSQL and the tokenizers accept.
+
+    JSON can carry NUL and lone surrogates (`\\u0000`, `\\ud800`); PostgreSQL
+    text holds neither and UTF-8 cannot encode the second. Both become spaces.
+    """
+    return _UNSTORABLE.sub(" ", query)
+
+
 def query_terms(query: str) -> dict[str, int]:
     """Return {lexeme: occurrences} of `query` as the English configuration sees it."""
     with connection.cursor() as cursor:
         cursor.execute(
             "SELECT lexeme, coalesce(array_length(positions, 1), 1)"
             " FROM unnest(to_tsvector('english', %s))",
-            [query],
+            [clean_query(query)],
         )
         return dict(cursor.fetchall())
 
@@ -151,7 +164,9 @@ def bm25_ranking(
         if best_case_rest >= floor:
             essential = by_rarity[: by_rarity.index(lexeme) + 1]
             break
-    if essential == seeds:
+    if len(essential) <= len(seeds):
+        # Every chunk that can reach the top holds an essential term, and
+        # those are among the seeds already ranked: the first pass is exact.
         return ranked
     return _ranked(
         chunks,

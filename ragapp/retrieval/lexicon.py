@@ -88,18 +88,33 @@ _SEARCHABLE_CHUNKS = f"""
 
 
 def lexicon_rebuild(*, collection_id: int) -> None:
-    """Recount a collection's statistics from its searchable chunks."""
+    """Recount a collection's statistics from its searchable chunks.
+
+    The totals row is locked by a statement that counts nothing, so a swap
+    in progress commits first and every count after it sees that swap.
+    """
     params = {"collection": collection_id}
     with connection.cursor() as cursor:
-        # Lock the totals row first, as lexicon_apply does.
         cursor.execute(
             f"""
             INSERT INTO {_TOTALS} (collection_id, chunk_count, length_total)
-            SELECT %(collection)s, count(*), coalesce(sum(search_length), 0)
-            FROM ({_SEARCHABLE_CHUNKS}) searchable
-            ON CONFLICT (collection_id) DO UPDATE SET
-                chunk_count = excluded.chunk_count,
-                length_total = excluded.length_total
+            VALUES (%(collection)s, 0, 0) ON CONFLICT (collection_id) DO NOTHING
+            """,
+            params,
+        )
+        cursor.execute(
+            f"SELECT 1 FROM {_TOTALS} WHERE collection_id = %(collection)s FOR UPDATE",
+            params,
+        )
+        cursor.execute(
+            f"""
+            UPDATE {_TOTALS} SET
+                chunk_count = (SELECT count(*) FROM ({_SEARCHABLE_CHUNKS}) s),
+                length_total = (
+                    SELECT coalesce(sum(search_length), 0)
+                    FROM ({_SEARCHABLE_CHUNKS}) s
+                )
+            WHERE collection_id = %(collection)s
             """,
             params,
         )

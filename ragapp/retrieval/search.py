@@ -27,7 +27,7 @@ from ragapp.providers.embeddings import get_embedding_provider
 from ragapp.providers.exceptions import ProviderError
 from ragapp.retrieval.filters import document_filter_q
 from ragapp.retrieval.fusion import reciprocal_rank, weighted_z
-from ragapp.retrieval.lexical import Bm25, bm25_ranking
+from ragapp.retrieval.lexical import Bm25, bm25_ranking, clean_query
 from ragapp.retrieval.rerank import sentence_scores
 
 logger = logging.getLogger(__name__)
@@ -162,7 +162,7 @@ def chunk_search(
     config: SearchConfig = DEFAULT_CONFIG,
 ) -> list[Passage]:
     """Return the `limit` best passages for `query` among those `user` may read."""
-    query = query.strip()
+    query = clean_query(query).strip()
     if not query:
         return []
     chunks = searchable_chunks(
