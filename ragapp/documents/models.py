@@ -233,6 +233,8 @@ class Chunk(models.Model):
     # The lexical field: heading and text, so a passage deep in a section still
     # matches on its section's (or abstract's) title. PostgreSQL derives it,
     # and its length in terms, so BM25 statistics can never disagree with it.
+    # It carries no weights: BM25 (retrieval/lexical.py) uses weight A as a
+    # marker for the query's terms.
     search_vector = models.GeneratedField(
         expression=SearchVector("heading", "text", config="english"),
         output_field=SearchVectorField(),

@@ -72,6 +72,13 @@ def _tsquery(lexemes: list[str]) -> str:
 
 
 def _score_sql(stats: TermStatistics, params: Bm25) -> str:
+    """BM25 of the row's chunk; parameters: query lexemes, lexemes, weights.
+
+    Unnesting a whole tsvector per candidate dominated the query (4x slower
+    on SciFact), so C functions first cut it to the query's lexemes: the
+    search vector carries no weights (all D), `setweight` marks the query's
+    lexemes A and `ts_filter` keeps only those, positions and all.
+    """
     k1, b = float(params.k1), float(params.b)
     mean = float(stats.mean_length)
     return f"""(
@@ -81,7 +88,9 @@ def _score_sql(stats: TermStatistics, params: Bm25) -> str:
         ), 0)
         FROM (
             SELECT t.lexeme, coalesce(array_length(t.positions, 1), 1)::float8 AS tf
-            FROM unnest({_CHUNKS}.search_vector) t
+            FROM unnest(ts_filter(
+                setweight({_CHUNKS}.search_vector, 'A', %s::text[]), '{{a}}'
+            )) t
         ) x
         JOIN unnest(%s::text[], %s::float8[]) AS w(lexeme, weight) USING (lexeme)
     )"""
@@ -109,7 +118,7 @@ def _ranked(
         .annotate(
             bm25=RawSQL(
                 _score_sql(stats, params),
-                [lexemes, [weights[lexeme] for lexeme in lexemes]],
+                [lexemes, lexemes, [weights[lexeme] for lexeme in lexemes]],
                 output_field=FloatField(),
             )
         )
