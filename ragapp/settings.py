@@ -276,6 +276,18 @@ WORKER_CONCURRENCY = env.int("RAGAPP_WORKER_CONCURRENCY", default=2)
 # Threads of the local embedder; 0 = every core this process may use.
 EMBEDDER_THREADS = env.int("RAGAPP_EMBEDDER_THREADS", default=0)
 
+# --- Search -------------------------------------------------------------------
+# Second stage after the fused ranking: "" for none, "sentences" to re-score
+# the top passages sentence by sentence (an embedding per sentence, per query),
+# with RAGAPP_SEARCH_RERANK_MODEL (unset: each collection's own embedder; e.g.
+# text-embedding-3-small with OPENAI_API_KEY).
+SEARCH_RERANK = env.str("RAGAPP_SEARCH_RERANK", default="")
+if SEARCH_RERANK not in {"", "sentences"}:
+    raise ImproperlyConfigured(
+        f"RAGAPP_SEARCH_RERANK must be empty or 'sentences', not {SEARCH_RERANK!r}."
+    )
+SEARCH_RERANK_MODEL = env.str("RAGAPP_SEARCH_RERANK_MODEL", default="")
+
 # --- Logging ------------------------------------------------------------------
 LOGGING = {
     "version": 1,

@@ -13,8 +13,9 @@ from __future__ import annotations
 import logging
 from collections import defaultdict
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
+from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
 from django.db import connection, transaction
 from django.db.models import F, QuerySet
@@ -57,6 +58,15 @@ class SearchConfig:
 
 
 DEFAULT_CONFIG = SearchConfig()
+
+
+def search_config() -> SearchConfig:
+    """Return the configuration searches use: the defaults and the operator's settings."""
+    return replace(
+        DEFAULT_CONFIG,
+        rerank=settings.SEARCH_RERANK,
+        rerank_model=settings.SEARCH_RERANK_MODEL,
+    )
 
 
 @dataclass(frozen=True)
@@ -159,9 +169,10 @@ def chunk_search(
     collection_ids: Iterable[int] | None = None,
     filters: dict | None = None,
     limit: int = 10,
-    config: SearchConfig = DEFAULT_CONFIG,
+    config: SearchConfig | None = None,
 ) -> list[Passage]:
     """Return the `limit` best passages for `query` among those `user` may read."""
+    config = config or search_config()
     query = clean_query(query).strip()
     if not query:
         return []

@@ -151,3 +151,17 @@ def test_a_failing_remote_re_score_keeps_the_first_stage_order(
 
     assert [p.chunk_id for p in reranked] == [p.chunk_id for p in plain]
     assert all(p.rerank_score is None for p in reranked)
+
+
+def test_the_operator_turns_the_re_score_on_in_settings(
+    reader_and_collection, settings
+):
+    user, collection = reader_and_collection
+    ingest(collection, "a.md", "# Volcanoes\n\nEruptions release sulfur dioxide.")
+    assert all(p.rerank_score is None for p in chunk_search(user=user, query="sulfur"))
+
+    settings.SEARCH_RERANK = "sentences"
+
+    passages = chunk_search(user=user, query="sulfur")
+    assert passages
+    assert all(p.rerank_score is not None for p in passages)
