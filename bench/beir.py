@@ -315,9 +315,20 @@ def app_search(user: Any, collection: Any, config: Any) -> Callable[[str], list[
 
 
 def tune(
-    user: Any, collection: Any, queries: dict[str, str], qrels: dict, ids: dict
+    user: Any,
+    collection: Any,
+    queries: dict[str, str],
+    qrels: dict,
+    ids: dict,
+    *,
+    rerank_sample: int,
+    grid: bool = True,
 ) -> Any:
-    """Grid-search BM25's k1, b and the fusion weight on the training queries."""
+    """Grid-search BM25's k1, b and the fusion weight on the training queries.
+
+    Without `grid`, keeps the code's defaults for those and tunes only the
+    sentence re-score's weight.
+    """
     from ragapp.retrieval.fusion import weighted_z
     from ragapp.retrieval.lexical import Bm25, bm25_ranking
     from ragapp.retrieval.search import (
@@ -331,9 +342,13 @@ def tune(
     chunks = searchable_chunks(user=user, collection_ids=[collection.pk])
     scope = search_scope(user=user, collection_ids=[collection.pk])
     print(f"tuning on {len(queries)} training queries", flush=True)
+    grid_k1 = (0.9, 1.2, 1.6) if grid else (DEFAULT_CONFIG.bm25.k1,)
+    grid_b = (0.3, 0.5, 0.75) if grid else (DEFAULT_CONFIG.bm25.b,)
+    if not grid:
+        queries = dict(list(queries.items())[:rerank_sample])
     best_bm25, best_score, lexical = None, -1.0, {}
-    for k1 in (0.9, 1.2, 1.5, 2.0):
-        for b in (0.4, 0.6, 0.75, 0.9):
+    for k1 in grid_k1:
+        for b in grid_b:
             params = Bm25(k1=k1, b=b)
             rankings = {
                 qid: bm25_ranking(
@@ -354,7 +369,7 @@ def tune(
         for qid, text in queries.items()
     }
     best_weight, best_fused = 0.0, -1.0
-    for step in range(21):
+    for step in range(21) if grid else [round(DEFAULT_CONFIG.lexical_weight * 20)]:
         weight = step / 20
         ranked = {}
         for qid in queries:
@@ -369,8 +384,10 @@ def tune(
         if score > best_fused:
             best_weight, best_fused = weight, score
     tuned = replace(DEFAULT_CONFIG, bm25=best_bm25, lexical_weight=best_weight)
+    # Sentence embeddings cost about a second a query here: a fixed sample.
+    sample = dict(list(queries.items())[:rerank_sample])
     rerank_weight = tune_rerank(
-        queries, qrels, ids, lexical, vectors, best_weight, tuned.rerank_depth
+        sample, qrels, ids, lexical, vectors, best_weight, tuned.rerank_depth
     )
     tuned = replace(tuned, rerank_weight=rerank_weight)
     print(
@@ -467,6 +484,17 @@ def main() -> None:
         "--queries", type=int, default=0, help="first N test queries only"
     )
     parser.add_argument(
+        "--tune-rerank-only",
+        action="store_true",
+        help="with --tune: keep BM25 and fusion defaults, tune the re-score only",
+    )
+    parser.add_argument(
+        "--rerank-sample",
+        type=int,
+        default=200,
+        help="training queries used to tune the re-score (it is slow)",
+    )
+    parser.add_argument(
         "--skip-other-models",
         action="store_true",
         help="only the default embedder's collection",
@@ -522,7 +550,15 @@ def main() -> None:
     config = DEFAULT_CONFIG
     if args.tune:
         train = {qid: queries[qid] for qid in train_qrels}
-        config = tune(user, main_collection, train, train_qrels, ids)
+        config = tune(
+            user,
+            main_collection,
+            train,
+            train_qrels,
+            ids,
+            rerank_sample=args.rerank_sample,
+            grid=not args.tune_rerank_only,
+        )
         notes.append(
             f"Tuned on train: BM25 k1={config.bm25.k1}, b={config.bm25.b}; "
             f"BM25 weight {config.lexical_weight}; sentence re-score weight "

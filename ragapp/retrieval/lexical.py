@@ -33,7 +33,7 @@ class Bm25:
     """BM25's saturation (k1) and length normalisation (b)."""
 
     k1: float = 1.2
-    b: float = 0.75
+    b: float = 0.5
 
 
 _CHUNKS = Chunk._meta.db_table

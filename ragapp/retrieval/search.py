@@ -43,7 +43,7 @@ class SearchConfig:
     """
 
     fusion: str = "weighted"
-    lexical_weight: float = 0.35
+    lexical_weight: float = 0.55
     depth: int = 100
     bm25: Bm25 = field(default_factory=Bm25)
     use_vector: bool = True
