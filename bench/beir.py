@@ -245,7 +245,9 @@ def measure(
     from ir_measures import R, nDCG
 
     run = to_run(ranked)
-    scores = ir_measures.calc_aggregate([nDCG @ 10, R @ 100], qrels, run)
+    # Judge only the queries that were run (trec_eval would count the others as 0).
+    judged = {qid: qrels[qid] for qid in run}
+    scores = ir_measures.calc_aggregate([nDCG @ 10, R @ 100], judged, run)
     return {"ndcg10": 100 * scores[nDCG @ 10], "recall100": 100 * scores[R @ 100]}
 
 
