@@ -121,6 +121,7 @@ def load_collection(
 
     from ragapp.documents import ingestion, services
     from ragapp.documents.models import Collection, Document
+    from ragapp.providers.catalog import embedding_dimensions
 
     Status = Document.Status  # noqa: N806
     existing = Collection.objects.filter(slug=slug).first()
@@ -135,6 +136,7 @@ def load_collection(
         name=f"SciFact ({model})",
         slug=slug,
         embedding_model=model,
+        embedding_dimensions=embedding_dimensions(model),
         description=f"loading {mark}",
     )
     started = time.perf_counter()
@@ -497,6 +499,11 @@ def main() -> None:
         help="training queries used to tune the re-score (it is slow)",
     )
     parser.add_argument(
+        "--skip-rerank",
+        action="store_true",
+        help="leave out the sentence re-score row (seconds per query)",
+    )
+    parser.add_argument(
         "--skip-other-models",
         action="store_true",
         help="only the default embedder's collection",
@@ -593,13 +600,14 @@ def main() -> None:
     )
     default = evaluate("hybrid, weighted z-score (default)", main_collection, config)
     rows.append(default)
-    rows.append(
-        evaluate(
-            f"hybrid + sentence re-score of the top {config.rerank_depth}",
-            main_collection,
-            replace(config, rerank="sentences"),
+    if not args.skip_rerank:
+        rows.append(
+            evaluate(
+                f"hybrid + sentence re-score of the top {config.rerank_depth}",
+                main_collection,
+                replace(config, rerank="sentences"),
+            )
         )
-    )
     for model in MODELS:
         if model == DEFAULT_MODEL or args.skip_other_models:
             continue

@@ -136,15 +136,20 @@ def vector_ranking(
     """
     models = (
         Collection.objects.filter(pk__in=chunks.values("collection_id"))
-        .values_list("embedding_model", "embedding_dimensions")
+        .values_list("embedding_model", flat=True)
         .distinct()
     )
     scored: list[tuple[float, int]] = []
     with transaction.atomic(), connection.cursor() as cursor:
         cursor.execute("SET LOCAL hnsw.ef_search = %s", [max(depth, 40)])
         cursor.execute("SET LOCAL hnsw.iterative_scan = relaxed_order")
-        for model, dimensions in models:
-            vector = get_embedding_provider(model).embed_query(query)
+        for model in models:
+            provider = get_embedding_provider(model)
+            # The model's own size, not the collection's record of it: only
+            # vectors this model made are compared (a re-index to another
+            # model leaves the old ones searchable by words until the swap).
+            dimensions = provider.dimensions
+            vector = provider.embed_query(query)
             distance = CosineDistance(
                 Cast("embedding", VectorField(dimensions=dimensions)), vector
             )

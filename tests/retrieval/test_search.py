@@ -111,3 +111,21 @@ def test_only_the_swapped_in_version_is_searchable(tenants):
 def test_empty_query_returns_nothing(tenants):
     user_a, _ = tenants["A"]
     assert chunk_search(user=user_a, query="   ") == []
+
+
+def test_vectors_are_compared_at_the_models_own_size():
+    """A collection whose recorded size disagrees with its model still ranks by meaning."""
+    group = Group.objects.create(name="misrecorded")
+    user = UserFactory()
+    user.groups.add(group)
+    collection = CollectionFactory(
+        embedding_model=FAST_MODEL,
+        embedding_dimensions=EMBEDDING_DIMENSIONS[FAST_MODEL] + 128,
+    )
+    collection.reader_groups.add(group)
+    ingest_text(collection, "v.md", "# Volcanoes\n\nEruptions release sulfur dioxide.")
+
+    passages = chunk_search(user=user, query="volcanic gases")
+
+    assert passages
+    assert passages[0].vector_rank == 1
