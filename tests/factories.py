@@ -1,6 +1,7 @@
 """factory-boy factories for the models tests create most."""
 
 import hashlib
+import io
 
 import factory
 from django.contrib.auth import get_user_model
@@ -59,3 +60,19 @@ class ChunkFactory(factory.django.DjangoModelFactory):
     ordinal = factory.Sequence(lambda n: n)
     text = "x"
     token_count = factory.LazyAttribute(lambda chunk: len(chunk.text.split()))
+
+
+def indexed_document(collection: Collection, name: str, text: str) -> Document:
+    """Upload `text` as a file and index it in this process, through the real pipeline.
+
+    Unlike DocumentFactory, the document goes through sniffing, the sandboxed
+    parse, chunking, embedding and the version swap (which keeps the search
+    statistics), so searches see it exactly as they would after a worker.
+    """
+    from ragapp.documents import ingestion, services
+
+    outcome = services.document_upload(
+        collection=collection, stream=io.BytesIO(text.encode()), filename=name
+    )
+    ingestion.document_ingest(document_id=outcome.document.pk)
+    return Document.objects.get(pk=outcome.document.pk)

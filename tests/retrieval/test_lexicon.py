@@ -31,6 +31,7 @@ from tests.factories import (
     CollectionFactory,
     DocumentFactory,
     UserFactory,
+    indexed_document,
 )
 
 pytestmark = pytest.mark.django_db
@@ -44,11 +45,6 @@ QUOKKA = "# Quokka\n\nThe quokka smiles at tourists.\n\n## Diet\n\nIt eats grass
 WOMBAT = "# Wombat\n\nThe wombat digs burrows. A quokka visits sometimes.\n"
 KOALA = "# Koala\n\nThe koala sleeps in eucalyptus trees all day.\n"
 QUOKKA_V2 = "# Quokka\n\nThe quokka smiles at a platypus.\n"
-
-
-@pytest.fixture(autouse=True)
-def media(settings, tmp_path):
-    settings.MEDIA_ROOT = tmp_path / "media"
 
 
 def make_collection(**kwargs) -> Collection:
@@ -67,9 +63,7 @@ def upload(collection: Collection, name: str, text: str) -> Document:
 
 
 def ingest(collection: Collection, name: str, text: str) -> Document:
-    document = upload(collection, name, text)
-    ingestion.document_ingest(document_id=document.pk)
-    document.refresh_from_db()
+    document = indexed_document(collection, name, text)
     assert document.status == Document.Status.READY, document.error_message
     return document
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import io
 import json
 from dataclasses import replace
 
@@ -10,12 +9,12 @@ import httpx
 import pytest
 from django.contrib.auth.models import Group
 
-from ragapp.documents import ingestion, services
 from ragapp.documents.models import Chunk
 from ragapp.providers.catalog import EMBEDDING_DIMENSIONS
 from ragapp.retrieval.rerank import sentence_scores
 from ragapp.retrieval.search import DEFAULT_CONFIG, chunk_search
 from tests.factories import CollectionFactory, UserFactory
+from tests.factories import indexed_document as ingest
 
 pytestmark = pytest.mark.django_db
 
@@ -24,11 +23,6 @@ FILLER = " ".join(
     f"Section {n} of the handbook lists office opening hours and parking rules."
     for n in range(6)
 )
-
-
-@pytest.fixture(autouse=True)
-def media(settings, tmp_path):
-    settings.MEDIA_ROOT = tmp_path / "media"
 
 
 @pytest.fixture
@@ -42,13 +36,6 @@ def reader_and_collection():
     )
     collection.reader_groups.add(group)
     return user, collection
-
-
-def ingest(collection, name: str, text: str) -> None:
-    outcome = services.document_upload(
-        collection=collection, stream=io.BytesIO(text.encode()), filename=name
-    )
-    ingestion.document_ingest(document_id=outcome.document.pk)
 
 
 def test_sentence_scores_take_the_best_sentence_of_each_chunk(reader_and_collection):

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import io
-
 import pytest
 from django.contrib.auth.models import Group
 
@@ -12,24 +10,12 @@ from ragapp.documents.models import Chunk, Document
 from ragapp.providers.catalog import EMBEDDING_DIMENSIONS
 from ragapp.retrieval.search import chunk_search, searchable_chunks_sql
 from tests.factories import CollectionFactory, UserFactory
+from tests.factories import indexed_document as ingest_text
 
 pytestmark = pytest.mark.django_db
 
 FAST_MODEL = next(name for name in EMBEDDING_DIMENSIONS if "wordllama" in name)
 CANARIES_A = [f"zebracanary{n}alpha" for n in range(5)]
-
-
-@pytest.fixture(autouse=True)
-def media(settings, tmp_path):
-    settings.MEDIA_ROOT = tmp_path / "media"
-
-
-def ingest_text(collection, name: str, text: str) -> Document:
-    outcome = services.document_upload(
-        collection=collection, stream=io.BytesIO(text.encode()), filename=name
-    )
-    ingestion.document_ingest(document_id=outcome.document.pk)
-    return Document.objects.get(pk=outcome.document.pk)
 
 
 @pytest.fixture
