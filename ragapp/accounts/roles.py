@@ -22,4 +22,8 @@ ADMIN_PERMISSIONS: tuple[str, ...] = (
     "documents.view_chunk",
     "auth.view_group",
     "auth.view_user",
+    "answers.view_thread",
+    "answers.view_message",
+    "answers.view_citation",
+    "moderation.view_moderationcheck",
 )

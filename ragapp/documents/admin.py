@@ -28,16 +28,34 @@ class CollectionAdmin(admin.ModelAdmin):
     prepopulated_fields = {"slug": ("name",)}
     filter_horizontal = ("reader_groups",)
     readonly_fields = ("embedding_dimensions", "created_by", "created_at", "updated_at")
-    fields = (
-        "name",
-        "slug",
-        "description",
-        "reader_groups",
-        "embedding_model",
-        "embedding_dimensions",
-        "created_by",
-        "created_at",
-        "updated_at",
+    fieldsets = (
+        (
+            None,
+            {
+                "fields": (
+                    "name",
+                    "slug",
+                    "description",
+                    "reader_groups",
+                    "embedding_model",
+                    "embedding_dimensions",
+                )
+            },
+        ),
+        (
+            _("Answers"),
+            {
+                "description": _(
+                    "Sampling of the chat model for questions asked in this "
+                    "collection alone; empty uses the model's default."
+                ),
+                "fields": (
+                    ("answer_temperature", "answer_top_p"),
+                    ("answer_max_tokens", "answer_seed"),
+                ),
+            },
+        ),
+        (None, {"fields": ("created_by", "created_at", "updated_at")}),
     )
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Collection]:

@@ -6,6 +6,7 @@ from django.conf import settings
 from django.contrib.auth.models import Group
 from django.contrib.postgres.indexes import GinIndex, OpClass
 from django.contrib.postgres.search import SearchVector, SearchVectorField
+from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.db.models.functions import Cast
 from django.utils import timezone
@@ -50,6 +51,26 @@ class Collection(models.Model):
     embedding_dimensions = models.PositiveSmallIntegerField(
         _("embedding dimensions"), default=default_embedding_dimensions
     )
+    # Sampling for answers asked in this collection alone; empty = the model's default.
+    answer_temperature = models.FloatField(
+        _("answer temperature"),
+        null=True,
+        blank=True,
+        validators=[MinValueValidator(0.0), MaxValueValidator(2.0)],
+    )
+    answer_top_p = models.FloatField(
+        _("answer top_p"),
+        null=True,
+        blank=True,
+        validators=[MinValueValidator(0.0), MaxValueValidator(1.0)],
+    )
+    answer_max_tokens = models.PositiveIntegerField(
+        _("answer max tokens"),
+        null=True,
+        blank=True,
+        validators=[MinValueValidator(16), MaxValueValidator(32768)],
+    )
+    answer_seed = models.BigIntegerField(_("answer seed"), null=True, blank=True)
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL,
         on_delete=models.SET_NULL,
@@ -71,6 +92,16 @@ class Collection(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+    def chat_options(self) -> dict:
+        """The sampling settings this collection sets, as ChatOptions fields."""
+        options = {
+            "temperature": self.answer_temperature,
+            "top_p": self.answer_top_p,
+            "max_tokens": self.answer_max_tokens,
+            "seed": self.answer_seed,
+        }
+        return {name: value for name, value in options.items() if value is not None}
 
 
 class Document(models.Model):

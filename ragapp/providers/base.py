@@ -3,14 +3,96 @@
 Callers (ingestion, retrieval, moderation) type against these Protocols and get
 an implementation from a factory (`ragapp.providers.embeddings`), so the OpenAI
 SDK, a LAN server speaking its format and the offline models stay
-interchangeable. `ChatProvider` and `ModerationProvider` join this module when
-answers and moderation are built; they keep OpenAI's shapes too.
+interchangeable. `ModerationProvider` keeps OpenAI's moderation shape whatever
+screens the text.
+
+The chat value types live here, beside `ChatProvider`, so an offline answerer
+can produce the same events without importing the OpenAI SDK;
+ragapp.providers.chat re-exports them.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import Protocol, runtime_checkable
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol, runtime_checkable
+
+
+@dataclass(frozen=True)
+class ChatOptions:
+    """Sampling settings of one chat request; None leaves the server's default."""
+
+    model: str
+    temperature: float | None = None
+    max_tokens: int | None = None
+    top_p: float | None = None
+    seed: int | None = None
+
+
+@dataclass(frozen=True)
+class ToolCall:
+    """A function call the model asked for.
+
+    `arguments` is the JSON text exactly as the model sent it: it may be
+    invalid JSON, and its values are untrusted input.
+    """
+
+    id: str
+    name: str
+    arguments: str
+
+
+@dataclass(frozen=True)
+class Usage:
+    """Tokens the server counted for one request."""
+
+    prompt_tokens: int
+    completion_tokens: int
+
+
+@dataclass(frozen=True)
+class TextDelta:
+    """The next piece of the answer's text."""
+
+    text: str
+
+
+@dataclass(frozen=True)
+class ChatFinished:
+    """The answer is complete: always the last event of a stream that did not fail.
+
+    `model` is the model that answered, the fallback's name when it served;
+    `finish_reason` is "stop", "length", "tool_calls" or "content_filter";
+    `usage` is None when the server does not report it.
+    """
+
+    model: str
+    finish_reason: str
+    tool_calls: tuple[ToolCall, ...]
+    usage: Usage | None
+
+
+ChatEvent = TextDelta | ChatFinished
+
+
+@runtime_checkable
+class ChatProvider(Protocol):
+    """Stream a chat completion as events, in OpenAI's message and tool formats."""
+
+    def stream(
+        self,
+        messages: Sequence[Mapping[str, Any]],
+        *,
+        options: ChatOptions,
+        tools: Sequence[Mapping[str, Any]] | None = None,
+    ) -> Iterator[ChatEvent]:
+        """Yield TextDelta events, then one ChatFinished.
+
+        Raise ProviderStreamInterruptedError if the answer breaks off after
+        text was yielded (never a shortened answer that looks complete), and
+        other ProviderError subclasses when no answer could be started.
+        """
+        ...
 
 
 @runtime_checkable
@@ -37,6 +119,59 @@ class EmbeddingProvider(Protocol):
 
     def embed_query(self, text: str) -> list[float]:
         """Return the L2-normalised vector of a search query."""
+        ...
+
+
+# OpenAI's moderation categories (omni-moderation), in its order. Every
+# ModerationResult carries all of them, whichever provider produced it.
+MODERATION_CATEGORIES: tuple[str, ...] = (
+    "harassment",
+    "harassment/threatening",
+    "hate",
+    "hate/threatening",
+    "illicit",
+    "illicit/violent",
+    "self-harm",
+    "self-harm/intent",
+    "self-harm/instructions",
+    "sexual",
+    "sexual/minors",
+    "violence",
+    "violence/graphic",
+)
+
+
+@dataclass(frozen=True)
+class ModerationResult:
+    """One verdict on one text, in the shape of OpenAI's moderation object.
+
+    `categories` is the provider's own verdict per category and
+    `category_scores` its confidence in [0, 1]; both have a key for every name
+    in MODERATION_CATEGORIES.
+    """
+
+    flagged: bool
+    categories: dict[str, bool]
+    category_scores: dict[str, float]
+    model: str
+
+
+@runtime_checkable
+class ModerationProvider(Protocol):
+    """Screen a text for harmful content, as OpenAI's `/v1/moderations` does.
+
+    `name` is recorded with every verdict ("openai", "local").
+    """
+
+    name: str
+    model: str
+
+    def moderate(self, text: str) -> ModerationResult:
+        """Return the verdict on `text`.
+
+        Raise ProviderError subclasses when no verdict could be had (the
+        service is down, slow or sent something unreadable), never a guess.
+        """
         ...
 
 

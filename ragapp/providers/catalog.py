@@ -4,6 +4,8 @@ A collection records its model and dimension at creation, so the dimension must
 be known without importing a model runtime (or calling an API).
 """
 
+from decimal import Decimal
+
 from django.conf import settings
 
 EMBEDDING_DIMENSIONS: dict[str, int] = {
@@ -60,3 +62,39 @@ def default_embedding_dimensions() -> int:
 def embedding_max_input_tokens(model: str) -> int:
     """Return the longest input `model` takes, in its own tokens."""
     return EMBEDDING_MAX_INPUT_TOKENS.get(model, UNKNOWN_MODEL_MAX_INPUT_TOKENS)
+
+
+# Published prices in USD per million tokens (input, output), for the cost
+# estimate recorded with each answer. A dated snapshot ("gpt-4o-mini-2024-07-18")
+# is priced as its family; a model not listed (a LAN server) costs nothing known.
+CHAT_PRICES_PER_MILLION: dict[str, tuple[str, str]] = {
+    "gpt-4o-mini": ("0.15", "0.60"),
+    "gpt-4o": ("2.50", "10.00"),
+    "gpt-4.1-nano": ("0.10", "0.40"),
+    "gpt-4.1-mini": ("0.40", "1.60"),
+    "gpt-4.1": ("2.00", "8.00"),
+    "gpt-5-nano": ("0.05", "0.40"),
+    "gpt-5-mini": ("0.25", "2.00"),
+    "gpt-5": ("1.25", "10.00"),
+}
+
+
+def chat_cost_usd(
+    model: str, prompt_tokens: int, completion_tokens: int
+) -> Decimal | None:
+    """Estimate what a chat call cost, or None for a model without a known price."""
+    family = max(
+        (
+            name
+            for name in CHAT_PRICES_PER_MILLION
+            if model == name or model.startswith(name + "-")
+        ),
+        key=len,
+        default=None,
+    )
+    if family is None:
+        return None
+    price_in, price_out = (Decimal(p) for p in CHAT_PRICES_PER_MILLION[family])
+    return (prompt_tokens * price_in + completion_tokens * price_out) / Decimal(
+        1_000_000
+    )

@@ -56,3 +56,17 @@ class ProviderConfigurationError(ProviderError):
         "The model provider rejected the request; an administrator needs to "
         "check the model settings."
     )
+
+
+class ProviderStreamInterruptedError(ProviderError):
+    """An answer broke off after part of it was shown: never retried, never complete.
+
+    Not a `ProviderUnavailableError`: asking again costs a whole new answer, so
+    it is the user's call, not an automatic retry.
+    """
+
+    code = "provider_stream_interrupted"
+    default_message = _(
+        "The model server stopped in the middle of the answer; the answer is "
+        "incomplete. Ask again to get a whole one."
+    )

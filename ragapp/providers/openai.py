@@ -7,15 +7,20 @@ bounded total wait. A Retry-After longer than ragapp is willing to wait inline
 ends the call at once with `ProviderRateLimitedError.retry_after`, so a Celery
 task can come back later instead of holding a worker. Every SDK exception becomes
 one of ragapp.providers.exceptions before it leaves this module.
+
+The chat provider (ragapp.providers.chat) shares the client, the policy and the
+translation of errors defined here.
 """
 
 from __future__ import annotations
 
 import email.utils
 import functools
+import json
 import logging
 import math
 import random
+import re
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -24,7 +29,9 @@ from typing import Any
 
 import openai
 from django.conf import settings
+from django.utils.functional import Promise
 from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 
 from ragapp.providers.base import validate_texts
 from ragapp.providers.catalog import EMBEDDING_DIMENSIONS
@@ -44,6 +51,9 @@ CL100K_MODELS = frozenset(
 )
 # The SDK needs some key; servers on the LAN (Ollama, llama.cpp) ignore it.
 PLACEHOLDER_API_KEY = "no-key"
+# OpenAI echoes a masked key ("sk-abc****wxyz") in its 401 messages.
+_KEY_PATTERN = re.compile(r"\bsk-[\w*-]{3,}")
+_REDACTED = "[redacted]"
 
 
 @dataclass(frozen=True)
@@ -57,6 +67,9 @@ class RetryPolicy:
     # All waits for one request together; with the per-request timeout this
     # bounds how long an embedding call can take.
     max_total_delay: float = 40.0
+    # Waits and the attempts' own time together, for callers a person is
+    # waiting on (chat); None leaves only the bounds above.
+    max_elapsed: float | None = None
 
     def backoff(self, retry: int, rng: random.Random) -> float:
         """Return the wait before retry number `retry` (0-based), with jitter.
@@ -67,15 +80,97 @@ class RetryPolicy:
         step = min(self.max_delay, self.base_delay * 2**retry)
         return step * rng.uniform(0.5, 1.0)
 
+    def next_delay(
+        self, failure: Failure, retry: int, waited: float, rng: random.Random
+    ) -> float | None:
+        """Return how long to wait before retry number `retry`, or None to give up.
+
+        `waited` is what the request has used so far: the waits, plus the
+        attempts' own time when `max_elapsed` is set.
+        """
+        if not failure.retryable or retry >= self.max_retries:
+            return None
+        delay = self.backoff(retry, rng)
+        if failure.retry_after is not None:
+            if failure.retry_after > self.max_delay:
+                return None  # the caller reschedules; retry_after says when
+            delay = max(delay, failure.retry_after)
+        limit = self.max_total_delay if self.max_elapsed is None else self.max_elapsed
+        if waited + delay > limit:
+            return None
+        return delay
+
 
 @dataclass(frozen=True)
-class _Failure:
+class Failure:
+    """One failed attempt: ragapp's error for it and whether another may work."""
+
     error: ProviderError
     retryable: bool
     retry_after: float | None = None
+    # HTTP 404: the server does not serve this model (another one may work).
+    model_missing: bool = False
 
 
-class OpenAIEmbeddingProvider:
+@dataclass(frozen=True)
+class Wording:
+    """What an error message calls the request, so each endpoint names its own."""
+
+    unreadable: str | Promise
+    # Takes %(model)s.
+    unknown_model: str | Promise
+    # Takes %(status)d.
+    rejected: str | Promise
+
+
+EMBEDDING_WORDING = Wording(
+    unreadable=gettext_lazy(
+        "The model server sent an embedding response ragapp cannot read."
+    ),
+    unknown_model=gettext_lazy(
+        "The model provider does not know the embedding model %(model)s "
+        "(HTTP 404); check RAGAPP_EMBEDDING_MODEL."
+    ),
+    rejected=gettext_lazy(
+        "The model provider rejected the embedding request (HTTP %(status)d)."
+    ),
+)
+
+
+class OpenAIClientProvider:
+    """Hold one SDK client, built on first use from settings, and a retry policy.
+
+    The SDK's own retries are off: `retry` decides, waiting through `sleep`
+    with jitter from `rng` (both injectable so tests never wait).
+    """
+
+    def __init__(
+        self,
+        *,
+        retry: RetryPolicy,
+        sleep: Callable[[float], None] = time.sleep,
+        rng: random.Random | None = None,
+    ) -> None:
+        self.retry = retry
+        self._sleep = sleep
+        self._rng = rng or random.Random()  # noqa: S311 - jitter, not security
+        self._client: openai.OpenAI | None = None
+        self._client_lock = threading.Lock()
+
+    def _get_client(self) -> openai.OpenAI:
+        if self._client is None:
+            with self._client_lock:
+                if self._client is None:
+                    self._client = openai.OpenAI(
+                        api_key=settings.OPENAI_API_KEY or PLACEHOLDER_API_KEY,
+                        base_url=settings.OPENAI_BASE_URL or None,
+                        timeout=settings.MODEL_TIMEOUT_SECONDS,
+                        max_retries=0,
+                    )
+        return self._client
+
+
+class OpenAIEmbeddingProvider(OpenAIClientProvider):
     """Embed with an OpenAI-format `/v1/embeddings` endpoint."""
 
     # OpenAI accepts 2048 inputs and 300k tokens a request; smaller batches keep
@@ -93,14 +188,10 @@ class OpenAIEmbeddingProvider:
         sleep: Callable[[float], None] = time.sleep,
         rng: random.Random | None = None,
     ) -> None:
+        super().__init__(retry=retry or RetryPolicy(), sleep=sleep, rng=rng)
         self.model = model
         self.dimensions = dimensions
         self.max_input_tokens = max_input_tokens
-        self.retry = retry or RetryPolicy()
-        self._sleep = sleep
-        self._rng = rng or random.Random()  # noqa: S311 - jitter, not security
-        self._client: openai.OpenAI | None = None
-        self._client_lock = threading.Lock()
 
     # --- public -------------------------------------------------------------
 
@@ -163,9 +254,7 @@ class OpenAIEmbeddingProvider:
             indices = [item.index for item in items]
             vectors = [list(item.embedding) for item in items]
         except (AttributeError, TypeError) as exc:
-            raise ProviderError(
-                _("The model server sent an embedding response ragapp cannot read.")
-            ) from exc
+            raise ProviderError(EMBEDDING_WORDING.unreadable) from exc
         if indices != list(range(len(batch))):
             raise ProviderError(
                 _("The model server returned %(got)d embeddings for %(sent)d texts.")
@@ -204,9 +293,17 @@ class OpenAIEmbeddingProvider:
                     encoding_format="float",
                     **options,
                 )
-            except openai.OpenAIError as exc:
-                failure = _translate(exc, self.model)
-                delay = self._retry_delay(failure, retry, waited)
+            except (openai.OpenAIError, json.JSONDecodeError) as exc:
+                # The SDK lets a body that is not JSON through as JSONDecodeError.
+                failure = (
+                    translate_error(exc, self.model, EMBEDDING_WORDING)
+                    if isinstance(exc, openai.OpenAIError)
+                    else Failure(
+                        ProviderUnavailableError(EMBEDDING_WORDING.unreadable),
+                        retryable=True,
+                    )
+                )
+                delay = self.retry.next_delay(failure, retry, waited, self._rng)
                 if delay is None:
                     raise failure.error from exc
                 logger.warning(
@@ -220,33 +317,6 @@ class OpenAIEmbeddingProvider:
                 self._sleep(delay)
                 waited += delay
                 retry += 1
-
-    def _retry_delay(
-        self, failure: _Failure, retry: int, waited: float
-    ) -> float | None:
-        """Return how long to wait before retrying, or None to give up now."""
-        if not failure.retryable or retry >= self.retry.max_retries:
-            return None
-        delay = self.retry.backoff(retry, self._rng)
-        if failure.retry_after is not None:
-            if failure.retry_after > self.retry.max_delay:
-                return None  # the caller reschedules; retry_after says when
-            delay = max(delay, failure.retry_after)
-        if waited + delay > self.retry.max_total_delay:
-            return None
-        return delay
-
-    def _get_client(self) -> openai.OpenAI:
-        if self._client is None:
-            with self._client_lock:
-                if self._client is None:
-                    self._client = openai.OpenAI(
-                        api_key=settings.OPENAI_API_KEY or PLACEHOLDER_API_KEY,
-                        base_url=settings.OPENAI_BASE_URL or None,
-                        timeout=settings.MODEL_TIMEOUT_SECONDS,
-                        max_retries=0,
-                    )
-        return self._client
 
 
 # --- helpers -----------------------------------------------------------------
@@ -274,7 +344,19 @@ def _unit(vector: list[float]) -> list[float]:
     return [x / norm for x in vector]
 
 
-def _retry_after(headers: Any) -> float | None:
+def redact(text: str) -> str:
+    """Return `text` without the configured key or base URL, cut short.
+
+    Server error messages go to the log, and a server may echo what it was sent.
+    """
+    for secret in (settings.OPENAI_API_KEY, settings.OPENAI_BASE_URL):
+        if secret:
+            text = text.replace(secret, _REDACTED)
+    text = _KEY_PATTERN.sub(_REDACTED, text)
+    return text[:300]
+
+
+def retry_after_seconds(headers: Any) -> float | None:
     """Return the server's requested wait in seconds, from its response headers.
 
     `retry-after-ms` is OpenAI's precise form; `retry-after` is seconds or an
@@ -304,40 +386,47 @@ def _retry_after(headers: Any) -> float | None:
     return max(0.0, seconds)
 
 
-def _translate(exc: openai.OpenAIError, model: str) -> _Failure:
+def translate_error(exc: openai.OpenAIError, model: str, wording: Wording) -> Failure:
     """Map an SDK exception to ragapp's error, and say whether to retry it."""
     if isinstance(exc, openai.APITimeoutError):
-        return _Failure(
+        return Failure(
             ProviderUnavailableError(
                 _("The model server did not answer in time; try again in a minute.")
             ),
             retryable=True,
         )
     if isinstance(exc, openai.APIConnectionError):
-        return _Failure(
+        return Failure(
             ProviderUnavailableError(
                 _("ragapp cannot reach the model server; try again in a minute.")
             ),
             retryable=True,
         )
     if isinstance(exc, openai.APIResponseValidationError):
-        return _Failure(
-            ProviderError(
-                _("The model server sent an embedding response ragapp cannot read.")
-            ),
-            retryable=False,
-        )
+        return Failure(ProviderError(wording.unreadable), retryable=False)
     if isinstance(exc, openai.APIStatusError):
-        return _translate_status(exc, model)
-    return _Failure(ProviderError(), retryable=False)
+        return _translate_status(exc, model, wording)
+    if type(exc) is openai.APIError:
+        # An error event inside a streamed 200 answer: OpenAI sends these when
+        # it is overloaded part-way.
+        logger.warning("Model server sent an error event: %r", redact(exc.message))
+        return Failure(
+            ProviderUnavailableError(
+                _("The model server failed while answering; try again in a minute.")
+            ),
+            retryable=True,
+        )
+    return Failure(ProviderError(), retryable=False)
 
 
-def _translate_status(exc: openai.APIStatusError, model: str) -> _Failure:
+def _translate_status(
+    exc: openai.APIStatusError, model: str, wording: Wording
+) -> Failure:
     status = exc.status_code
-    retry_after = _retry_after(exc.response.headers)
-    logger.warning("Model server answered HTTP %s: %s", status, exc.message)
+    retry_after = retry_after_seconds(exc.response.headers)
+    logger.warning("Model server answered HTTP %s: %r", status, redact(exc.message))
     if status == 429 and exc.code == "insufficient_quota":
-        return _Failure(
+        return Failure(
             ProviderConfigurationError(
                 _(
                     "The model provider says the account has no quota left; an "
@@ -347,13 +436,13 @@ def _translate_status(exc: openai.APIStatusError, model: str) -> _Failure:
             retryable=False,
         )
     if status == 429:
-        return _Failure(
+        return Failure(
             ProviderRateLimitedError(retry_after=retry_after),
             retryable=True,
             retry_after=retry_after,
         )
     if status in (408, 409) or status >= 500:
-        return _Failure(
+        return Failure(
             ProviderUnavailableError(
                 _("The model server failed (HTTP %(status)d); try again in a minute.")
                 % {"status": status}
@@ -371,12 +460,11 @@ def _translate_status(exc: openai.APIStatusError, model: str) -> _Failure:
             "API key's permissions."
         ) % {"model": model}
     elif status == 404:
-        message = _(
-            "The model provider does not know the embedding model %(model)s "
-            "(HTTP 404); check RAGAPP_EMBEDDING_MODEL."
-        ) % {"model": model}
+        return Failure(
+            ProviderConfigurationError(wording.unknown_model % {"model": model}),
+            retryable=False,
+            model_missing=True,
+        )
     else:
-        message = _(
-            "The model provider rejected the embedding request (HTTP %(status)d)."
-        ) % {"status": status}
-    return _Failure(ProviderConfigurationError(message), retryable=False)
+        message = wording.rejected % {"status": status}
+    return Failure(ProviderConfigurationError(message), retryable=False)

@@ -11,7 +11,8 @@ collection's own, or a remote one (`openai/...`) when a key is configured.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Hashable, Sequence
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -27,20 +28,51 @@ def sentence_scores(
     query: str, chunks: Sequence[Chunk], *, model: str
 ) -> dict[int, float]:
     """Return {chunk pk: best cosine similarity of any of its sentences to `query`}."""
-    owners: list[int] = []
+    best: dict[int, float] = {}
+    for scored in sentence_similarities(
+        query, [(chunk.pk, chunk.heading, chunk.text) for chunk in chunks], model=model
+    ):
+        best[scored.owner] = max(best.get(scored.owner, -1.0), scored.score)
+    return best
+
+
+@dataclass(frozen=True)
+class ScoredSentence:
+    owner: Hashable
+    sentence: str
+    score: float
+
+
+def sentence_similarities(
+    query: str,
+    passages: Sequence[tuple[Hashable, str, str]],
+    *,
+    model: str,
+) -> list[ScoredSentence]:
+    """Score every sentence of (owner, heading, text) passages against `query`.
+
+    One batch of embeddings for all sentences, each embedded under its
+    passage's heading as at indexing. The extractive answerer picks its
+    sentences with these scores too.
+    """
+    owners: list[Hashable] = []
+    sentences: list[str] = []
     texts: list[str] = []
-    for chunk in chunks:
-        sentences = split_sentences(" ".join(chunk.text.split()))
-        for sentence in sentences[:MAX_SENTENCES_PER_PASSAGE] or [chunk.text]:
+    for owner, heading, text in passages:
+        split = split_sentences(" ".join(text.split()))
+        for sentence in split[:MAX_SENTENCES_PER_PASSAGE] or [text]:
             if sentence.strip():
-                owners.append(chunk.pk)
-                texts.append(embedding_text(chunk.heading, sentence))
+                owners.append(owner)
+                sentences.append(sentence)
+                texts.append(embedding_text(heading, sentence))
     if not texts:
-        return {}
+        return []
     provider = get_embedding_provider(model)
     query_vector = np.asarray(provider.embed_query(query), dtype=np.float32)
     similarities = np.asarray(provider.embed(texts), dtype=np.float32) @ query_vector
-    best: dict[int, float] = {}
-    for pk, similarity in zip(owners, similarities.tolist(), strict=True):
-        best[pk] = max(best.get(pk, -1.0), similarity)
-    return best
+    return [
+        ScoredSentence(owner=owner, sentence=sentence, score=float(score))
+        for owner, sentence, score in zip(
+            owners, sentences, similarities.tolist(), strict=True
+        )
+    ]

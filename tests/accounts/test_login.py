@@ -103,7 +103,10 @@ def test_admins_group_holds_exactly_the_role_permissions():
 def test_role_migration_and_roles_module_agree():
     import importlib
 
-    migration = importlib.import_module(
+    first = importlib.import_module(
         "ragapp.accounts.migrations.0001_create_role_groups"
     )
-    assert migration.ADMIN_PERMISSIONS == ADMIN_PERMISSIONS
+    added = importlib.import_module(
+        "ragapp.accounts.migrations.0002_admins_see_answers_and_checks"
+    )
+    assert first.ADMIN_PERMISSIONS + added.ADDED_PERMISSIONS == ADMIN_PERMISSIONS

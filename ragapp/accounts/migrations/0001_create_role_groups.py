@@ -1,5 +1,6 @@
-from django.contrib.auth.management import create_permissions
 from django.db import migrations
+
+from ragapp.accounts.migrations import _grants
 
 ADMINS_GROUP = "Admins"
 STAFF_GROUP = "Staff"
@@ -19,21 +20,8 @@ ADMIN_PERMISSIONS = (
 
 
 def create_role_groups(apps, schema_editor):
-    # Permissions are normally made after all migrations; make them now so the
-    # group can hold them on a fresh database.
-    for app_config in apps.get_app_configs():
-        app_config.models_module = True
-        create_permissions(app_config, verbosity=0)
-        app_config.models_module = None
-    Group = apps.get_model("auth", "Group")
-    Permission = apps.get_model("auth", "Permission")
-    admins, _ = Group.objects.get_or_create(name=ADMINS_GROUP)
-    Group.objects.get_or_create(name=STAFF_GROUP)
-    for dotted in ADMIN_PERMISSIONS:
-        app_label, codename = dotted.split(".")
-        admins.permissions.add(
-            Permission.objects.get(content_type__app_label=app_label, codename=codename)
-        )
+    apps.get_model("auth", "Group").objects.get_or_create(name=STAFF_GROUP)
+    _grants.grant(apps, ADMIN_PERMISSIONS)
 
 
 def remove_role_groups(apps, schema_editor):

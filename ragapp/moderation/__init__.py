@@ -1,0 +1,1 @@
+"""Screening of questions and answers, and the record of every verdict."""

@@ -1,0 +1,133 @@
+"""The whole loop offline: real moderation, real retrieval, the extractive answerer."""
+
+import pytest
+
+from ragapp.answers.events import CitationAdded, Delta, Finished, Started
+from ragapp.answers.models import Message
+from ragapp.answers.services import QuestionError, ask
+from ragapp.answers.threads import threads_of
+from tests.factories import UserFactory
+
+pytestmark = pytest.mark.django_db
+
+
+def collect(events):
+    events = list(events)
+    text = "".join(e.text for e in events if isinstance(e, Delta))
+    citations = [e for e in events if isinstance(e, CitationAdded)]
+    return events, text, citations
+
+
+def test_extractive_answer_streams_with_citations_and_is_recorded(staff, handbook):
+    events, text, citations = collect(
+        ask(user=staff, question="How much are meal expenses refunded per day?")
+    )
+    assert isinstance(events[0], Started)
+    assert events[0].answerer == "extractive"
+    finished = events[-1]
+    assert isinstance(finished, Finished)
+    assert finished.status == Message.Status.ANSWERED
+    assert text.startswith("Extractive answer")
+    assert "35 euros" in text
+    assert "[1]" in text or "[2]" in text
+    assert citations, "a cited passage comes with its citation event"
+    assert all(c.document_title == "Travel policy" for c in citations)
+    assert any("35 euros" in c.quote for c in citations)
+    # More than one delta: the answer streams.
+    assert sum(isinstance(e, Delta) for e in events) > 3
+
+    message = Message.objects.get(pk=finished.message_id)
+    assert message.thread.user == staff
+    assert message.answer == text
+    assert message.answerer == Message.Answerer.EXTRACTIVE
+    assert message.model.startswith("extractive/")
+    assert message.question_check is not None
+    assert not message.question_check.flagged
+    assert message.answer_checks.count() >= 1
+    assert message.latency_ms is not None and message.first_token_ms is not None
+    assert message.cost_usd == 0
+    assert message.retrieval_trace["passages"]
+    assert sorted(c.marker for c in message.citations.all()) == sorted(
+        c.marker for c in citations
+    )
+    assert {c.chunk_id for c in message.citations.all()} <= {
+        p["chunk_id"] for p in message.retrieval_trace["passages"]
+    }
+
+
+def test_nothing_relevant_says_so_plainly(staff, handbook):
+    events, text, citations = collect(
+        ask(user=staff, question="What is the boiling point of liquid nitrogen?")
+    )
+    assert events[-1].status == Message.Status.NOT_FOUND
+    assert "do not seem to answer" in text
+    assert citations == []
+
+
+def test_a_flagged_question_is_refused_before_retrieval(staff, handbook):
+    events, text, _ = collect(
+        ask(user=staff, question="I will kill you and your whole family tonight.")
+    )
+    finished = events[-1]
+    assert finished.status == Message.Status.REFUSED
+    assert "content check flagged" in finished.reason
+    assert text == ""
+    message = Message.objects.get(pk=finished.message_id)
+    assert message.question_check.flagged
+    assert message.search_query == ""
+    assert message.retrieval_trace == {}
+
+
+def test_collections_the_user_may_not_read_give_nothing(staff, handbook, garden):
+    for scope in (None, [garden.pk], [garden.pk, handbook.pk]):
+        _events, text, citations = collect(
+            ask(
+                user=staff,
+                question="When should roses be pruned?",
+                collection_ids=scope,
+            )
+        )
+        assert "late winter" not in text
+        assert all(c.document_title != "Roses" for c in citations)
+
+
+def test_follow_up_borrows_the_previous_query(staff, handbook):
+    events, _, _ = collect(
+        ask(user=staff, question="Which class do staff travel in on trains?")
+    )
+    thread = Message.objects.get(pk=events[-1].message_id).thread
+    events, text, _ = collect(
+        ask(user=staff, question="And with approval?", thread=thread)
+    )
+    message = Message.objects.get(pk=events[-1].message_id)
+    assert message.search_query.startswith("Which class do staff travel in on trains?")
+    assert "first class" in text.lower()
+
+
+def test_threads_belong_to_their_user(staff, handbook):
+    events, _, _ = collect(
+        ask(user=staff, question="How are laptops secured in hotels?")
+    )
+    thread = Message.objects.get(pk=events[-1].message_id).thread
+    other = UserFactory(username="other")
+    with pytest.raises(QuestionError):
+        ask(user=other, question="And then?", thread=thread)
+    assert list(threads_of(other)) == []
+    assert list(threads_of(staff)) == [thread]
+
+
+@pytest.mark.parametrize("question", ["", "   ", "\x00\x00", "x" * 4001])
+def test_unusable_questions_are_refused_before_anything_is_recorded(staff, question):
+    with pytest.raises(QuestionError):
+        ask(user=staff, question=question)
+    assert Message.objects.count() == 0
+
+
+def test_reader_leaving_mid_answer_is_recorded(staff, handbook):
+    stream = ask(user=staff, question="How much are meal expenses refunded per day?")
+    started = next(stream)
+    next(stream)
+    stream.close()
+    message = Message.objects.get(pk=started.message_id)
+    assert message.status == Message.Status.INTERRUPTED
+    assert message.finished_at is not None
