@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 
 from django.contrib.auth.decorators import login_required
+from django.core.handlers.asgi import ASGIRequest
 from django.http import (
     Http404,
     HttpRequest,
@@ -17,6 +18,7 @@ from django.views.decorators.http import require_GET, require_POST
 
 from ragapp.answers.events import AnswerEvent, encode_sse
 from ragapp.answers.services import QuestionError, ask
+from ragapp.answers.streaming import in_own_thread
 from ragapp.answers.threads import threads_of
 from ragapp.documents.selectors import collection_list_readable
 
@@ -65,7 +67,14 @@ def ask_stream(request: HttpRequest) -> HttpResponse:
         )
     except QuestionError as exc:
         return JsonResponse({"error": str(exc)}, status=400)
-    response = StreamingHttpResponse(_sse(events), content_type="text/event-stream")
+    # Under ASGI (uvicorn, `make run`) the body must be an async iterator or
+    # Django buffers it whole; WSGI servers and the test client iterate it.
+    body = (
+        _sse_async(in_own_thread(events))
+        if isinstance(request, ASGIRequest)
+        else _sse(events)
+    )
+    response = StreamingHttpResponse(body, content_type="text/event-stream")
     response["Cache-Control"] = "no-cache"
     response["X-Accel-Buffering"] = "no"  # let nginx pass each event on at once
     return response
@@ -73,6 +82,11 @@ def ask_stream(request: HttpRequest) -> HttpResponse:
 
 def _sse(events: Iterator[AnswerEvent]) -> Iterator[bytes]:
     for event in events:
+        yield encode_sse(event)
+
+
+async def _sse_async(events: AsyncIterator[AnswerEvent]) -> AsyncIterator[bytes]:
+    async for event in events:
         yield encode_sse(event)
 
 

@@ -122,3 +122,46 @@ def test_recorded_answer_is_escaped_on_the_thread_page(client_staff, staff, hand
     assert "<script>window.__pwned" not in page
     assert "&lt;script&gt;window.__pwned=1&lt;/script&gt;" in page
     assert "<img src=x" not in page
+
+
+@pytest.mark.django_db(transaction=True)
+def test_under_asgi_each_event_leaves_as_it_is_made(
+    model_stub, settings, staff, handbook
+):
+    """The ASGI path streams: the first words arrive while the model still writes.
+
+    The stub sends its text, then stalls; under a buffering server the first
+    event would only leave after the stall ended the answer.
+    """
+    from asgiref.sync import async_to_sync, sync_to_async
+    from django.test import AsyncClient
+
+    from tests.model_stub import Reply
+
+    settings.MODEL_TIMEOUT_SECONDS = 3.0
+    model_stub.chat.push(
+        Reply("Meals are refunded up to 35 euros a day [1].", end="stall")
+    )
+
+    async def scenario() -> tuple[str, list[dict]]:
+        client = AsyncClient()
+        await client.aforce_login(staff)
+        response = await client.post(
+            reverse("web:ask-stream"),
+            {"question": "How much are meal expenses refunded per day?"},
+        )
+        assert response["Content-Type"] == "text/event-stream"
+        events, status_at_first_delta = [], None
+        async for chunk in response.streaming_content:
+            event = json.loads(chunk.decode().split("data: ", 1)[1])
+            events.append(event)
+            if event["type"] == "delta" and status_at_first_delta is None:
+                status_at_first_delta = await sync_to_async(
+                    lambda: Message.objects.get(pk=events[0]["message_id"]).status
+                )()
+        return status_at_first_delta, events
+
+    status_at_first_delta, events = async_to_sync(scenario)()
+    assert status_at_first_delta == Message.Status.ANSWERING
+    assert events[-1]["type"] == "finished"
+    assert events[-1]["status"] == Message.Status.INTERRUPTED
