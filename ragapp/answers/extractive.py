@@ -43,12 +43,15 @@ def extract_answer(
     threshold: float,
     max_sentences: int = 3,
     margin: float = 0.12,
+    max_scored: int | None = None,
 ) -> ExtractiveAnswer:
     """Pick up to `max_sentences` sentences scoring ≥ `threshold` and within
     `margin` of the best, so a strong answer is not diluted by weak company.
 
     `models` maps collection id → embedding model; sentences are scored by
-    the model that embedded their passage. An empty `sentences` means the
+    the model that embedded their passage. At most `max_scored` sentences
+    are embedded, from the best-ranked passages down: embedding them is
+    most of the time to first word. An empty `sentences` means the
     documents do not answer.
     """
     groups: dict[str, list[tuple[int, str, str]]] = defaultdict(list)
@@ -57,7 +60,9 @@ def extract_answer(
         groups[models[p.collection_id]].append((item.number, p.heading, p.text))
     scored: list[ScoredSentence] = []
     for model, group in groups.items():
-        scored.extend(sentence_similarities(question, group, model=model))
+        scored.extend(
+            sentence_similarities(question, group, model=model, max_total=max_scored)
+        )
     scored.sort(key=lambda s: (-s.score, s.owner))
     best = scored[0].score if scored else 0.0
     chosen: list[ScoredSentence] = []

@@ -292,6 +292,7 @@ class _Run:
             self.passages,
             models=models,
             threshold=settings.EXTRACTIVE_MIN_SCORE,
+            max_scored=settings.EXTRACTIVE_MAX_SENTENCES,
         )
         self.trace["extractive_best_score"] = round(extracted.best_score, 4)
         self.message.model = "extractive/" + ",".join(sorted(set(models.values())))
@@ -613,3 +614,21 @@ def _interrupted_text(exc: Exception) -> str:
 
 def _ms_since(started: float) -> int:
     return int((time.monotonic() - started) * 1000)
+
+
+def warm_up() -> None:
+    """Load the local models the first question needs (embedder, offline screen).
+
+    Called at web start in the background, so the first person to ask does
+    not wait seconds for models to load.
+    """
+    from ragapp.providers.embeddings import get_embedding_provider
+    from ragapp.providers.moderation import get_moderation_provider
+
+    try:
+        get_embedding_provider(settings.EMBEDDING_MODEL).embed_query("warm up")
+        provider = get_moderation_provider()
+        if hasattr(provider, "warm_up"):
+            provider.warm_up()
+    except Exception:  # a model that cannot load says so on first use
+        logger.warning("Warm-up of the local models failed", exc_info=True)

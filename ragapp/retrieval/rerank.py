@@ -48,12 +48,14 @@ def sentence_similarities(
     passages: Sequence[tuple[Hashable, str, str]],
     *,
     model: str,
+    max_total: int | None = None,
 ) -> list[ScoredSentence]:
     """Score every sentence of (owner, heading, text) passages against `query`.
 
     One batch of embeddings for all sentences, each embedded under its
     passage's heading as at indexing. The extractive answerer picks its
-    sentences with these scores too.
+    sentences with these scores too. `max_total` bounds the sentences
+    embedded (passages in the order given, best first), and so the time.
     """
     owners: list[Hashable] = []
     sentences: list[str] = []
@@ -61,6 +63,8 @@ def sentence_similarities(
     for owner, heading, text in passages:
         split = split_sentences(" ".join(text.split()))
         for sentence in split[:MAX_SENTENCES_PER_PASSAGE] or [text]:
+            if max_total is not None and len(texts) >= max_total:
+                break
             if sentence.strip():
                 owners.append(owner)
                 sentences.append(sentence)

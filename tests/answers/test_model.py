@@ -231,14 +231,45 @@ def test_tool_steps_are_bounded(model, staff, handbook, settings):
 # --- T15: secrets and the system prompt -----------------------------------------
 
 
-def test_echoed_context_carries_no_secret(model, staff, handbook, settings):
+def test_prompt_templates_hold_no_secret(settings):
+    from ragapp.answers import prompts, threads
+
+    templates = [prompts.SYSTEM_PROMPT, prompts.TOOLS_RULE, threads.REWRITE_PROMPT]
+    for text in templates:
+        assert not re.search(
+            r"sk-[A-Za-z0-9]|postgres(ql)?://|redis://|BEGIN .*KEY", text
+        )
+        assert settings.SECRET_KEY not in text
+
+
+def test_echoed_context_leaks_no_secret_in_answers_events_or_logs(
+    model, staff, handbook, settings, caplog
+):
+    """T15: the stub echoes everything it was sent, ten times over."""
+    from ragapp.answers.events import encode_sse
+
     secrets = [settings.OPENAI_API_KEY, settings.SECRET_KEY]
-    model.chat.push(Echo())
-    events, _text, _ = run(ask(user=staff, question=QUESTION))
-    wire = "".join(e.text for e in events if isinstance(e, Delta))
+    database = settings.DATABASES["default"]
+    secrets += [database[k] for k in ("PASSWORD",) if database.get(k)]
+    model.chat.default = Echo()
+    with caplog.at_level(logging.DEBUG):
+        wire = b""
+        for _round in range(10):
+            wire += b"".join(encode_sse(e) for e in ask(user=staff, question=QUESTION))
+        # A failing model path logs too: its messages must not carry the key.
+        model.chat.default = Status(
+            401, message=f"Incorrect API key {settings.OPENAI_API_KEY}"
+        )
+        wire += b"".join(encode_sse(e) for e in ask(user=staff, question=QUESTION))
+    logs = "\n".join(r.getMessage() for r in caplog.records)
+    answers = " ".join(
+        a + r for a, r in Message.objects.values_list("answer", "status_reason")
+    )
     for secret in secrets:
-        assert secret not in wire
-        assert secret not in json.dumps(model.chat.requests[-1].body)
+        assert secret.encode() not in wire
+        assert secret not in logs
+        assert secret not in answers
+    assert "Incorrect API key" not in wire.decode()
 
 
 # --- moderation of the answer ------------------------------------------------------
