@@ -560,31 +560,26 @@ def _words(text: str, size: int = 3) -> Iterator[str]:
         yield chunk if start + size >= len(words) else chunk + " "
 
 
-def _citation_event(item: prompts.NumberedPassage) -> CitationAdded:
+def _citation_fields(item: prompts.NumberedPassage) -> dict:
+    """What a citation shows, for the event and the stored row alike."""
     p = item.passage
-    return CitationAdded(
-        marker=item.number,
-        chunk_id=p.chunk_id,
-        document_id=p.document_id,
-        document_title=p.document_title,
-        page_start=p.page_start,
-        page_end=p.page_end,
-        quote=p.text,
-    )
+    return {
+        "marker": item.number,
+        "chunk_id": p.chunk_id,
+        "document_id": p.document_id,
+        "document_title": p.document_title,
+        "page_start": p.page_start,
+        "page_end": p.page_end,
+        "quote": p.text,
+    }
+
+
+def _citation_event(item: prompts.NumberedPassage) -> CitationAdded:
+    return CitationAdded(**_citation_fields(item))
 
 
 def _citation_row(message: Message, item: prompts.NumberedPassage) -> Citation:
-    p = item.passage
-    return Citation(
-        message=message,
-        marker=item.number,
-        chunk_id=p.chunk_id,
-        document_id=p.document_id,
-        document_title=p.document_title,
-        page_start=p.page_start,
-        page_end=p.page_end,
-        quote=p.text,
-    )
+    return Citation(message=message, **_citation_fields(item))
 
 
 def _trace(item: prompts.NumberedPassage) -> dict:
