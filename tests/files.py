@@ -260,3 +260,125 @@ def docx_ratio_bomb(padding_mb: int = 40) -> bytes:
         + "</w:body></w:document>"
     ).encode()
     return rewrite_zip(docx_bytes(), replace={"word/document.xml": xml})
+
+
+# --- Hidden text (T13): documents that say more than a reader sees ---------------
+
+# PDF content-stream snippets that draw the text after them so no reader sees it.
+HIDDEN_PDF_STYLES = {
+    "white_rgb": b"1 1 1 rg",
+    "white_gray": b"1 g",
+    "white_cmyk": b"0 0 0 0 k",
+    "near_white": b"0.98 0.98 0.98 rg",
+    "tiny_font": b"/F1 0.5 Tf",
+    "tiny_matrix": b"0.05 0 0 0.05 72 400 Tm",
+    "invisible": b"3 Tr",
+}
+
+
+def hidden_text_pdf(
+    visible: list[str],
+    hidden: str,
+    *,
+    style: str,
+    info: dict[str, str] | None = None,
+    xmp: str | None = None,
+) -> bytes:
+    """Return a one-page PDF: `visible` lines, then `hidden` drawn in `style`.
+
+    `style` names a HIDDEN_PDF_STYLES snippet, or "" to draw `hidden` normally.
+    `info` fills the Info dictionary (Title, Subject, ...); `xmp` becomes the
+    catalog's XMP metadata stream (as dc:description).
+    """
+    lines = b" ".join(_pdf_string(line) + b" Tj T*" for line in visible)
+    snippet = HIDDEN_PDF_STYLES[style] if style else b""
+    content = (
+        b"BT /F1 12 Tf 14 TL 72 720 Td " + lines + b" ET\n"
+        b"q BT /F1 12 Tf 72 400 Td "
+        + snippet
+        + b" "
+        + _pdf_string(hidden)
+        + b" Tj ET Q\n"
+        b"BT /F1 12 Tf 72 380 Td (End of notice.) Tj ET"
+    )
+    catalog = b"<< /Type /Catalog /Pages 2 0 R"
+    objects = [
+        b"",
+        b"<< /Type /Pages /Kids [4 0 R] /Count 1 >>",
+        b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica /Encoding /WinAnsiEncoding >>",
+        b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] "
+        b"/Resources << /Font << /F1 3 0 R >> >> /Contents 5 0 R >>",
+        stream(content),
+    ]
+    if xmp is not None:
+        packet = (
+            '<?xpacket begin="" id="W5M0MpCehiHzreSzNTczkc9d"?>'
+            '<x:xmpmeta xmlns:x="adobe:ns:meta/"><rdf:RDF '
+            'xmlns:rdf="http://www.w3.org/1999/02/22-rdf-syntax-ns#">'
+            '<rdf:Description rdf:about="" xmlns:dc="http://purl.org/dc/elements/1.1/">'
+            f'<dc:description><rdf:Alt><rdf:li xml:lang="x-default">{xmp}</rdf:li>'
+            "</rdf:Alt></dc:description></rdf:Description></rdf:RDF></x:xmpmeta>"
+            '<?xpacket end="w"?>'
+        ).encode()
+        objects.append(stream(packet, b"/Type /Metadata /Subtype /XML "))
+        catalog += b" /Metadata %d 0 R" % len(objects)
+    objects[0] = catalog + b" >>"
+    info_number = None
+    if info:
+        entries = b" ".join(
+            b"/" + key.encode() + b" " + _pdf_string(value)
+            for key, value in info.items()
+        )
+        objects.append(b"<< " + entries + b" >>")
+        info_number = len(objects)
+    return pdf_from_objects(objects, info=info_number)
+
+
+def docx_with_hidden_run(visible: str, hidden: str, *, how: str) -> bytes:
+    """Return a DOCX: a paragraph of `visible` text with a `hidden` run inside.
+
+    `how`: "vanish" (w:vanish on the run), "style" (a character style that
+    sets w:vanish), "white" (w:color FFFFFF) or "tiny" (w:sz 2, 1 pt).
+    """
+    from docx.enum.style import WD_STYLE_TYPE
+    from docx.shared import Pt, RGBColor
+
+    def build(document: object) -> None:
+        paragraph = document.add_paragraph(visible + " ")
+        run = paragraph.add_run(hidden)
+        if how == "vanish":
+            run.font.hidden = True
+        elif how == "style":
+            style = document.styles.add_style("Quiet", WD_STYLE_TYPE.CHARACTER)
+            style.font.hidden = True
+            run.style = style
+        elif how == "white":
+            run.font.color.rgb = RGBColor(0xFF, 0xFF, 0xFF)
+        elif how == "tiny":
+            run.font.size = Pt(1)
+        else:
+            raise ValueError(how)
+        paragraph.add_run(" End of notice.")
+
+    return docx_bytes(build)
+
+
+def tag_characters(text: str) -> str:
+    """Spell ASCII `text` in Unicode tag characters: invisible in every viewer."""
+    return "".join(chr(0xE0000 + ord(ch)) for ch in text if 0x20 <= ord(ch) < 0x7F)
+
+
+def zero_width_binary(text: str) -> str:
+    """Encode `text` as runs of zero-width spaces and joiners (one bit each)."""
+    bits = "".join(f"{byte:08b}" for byte in text.encode())
+    return "\u2060" + "".join("\u200b" if bit == "0" else "\u200c" for bit in bits)
+
+
+def zero_width_split(text: str) -> str:
+    """Put a zero-width space inside every word, as text that slips past filters."""
+    return " ".join(
+        word[: len(word) // 2] + "\u200b" + word[len(word) // 2 :]
+        if len(word) > 3
+        else word
+        for word in text.split(" ")
+    )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import time
 import zipfile
 
@@ -17,6 +18,7 @@ from ragapp.documents.parsing.base import (
     ParseLimits,
 )
 from ragapp.documents.parsing.errors import ParseError, UnsupportedTypeError
+from ragapp.documents.parsing.hidden import InvisibleCharacters
 from ragapp.documents.parsing.sniff import sniff_content_type
 
 
@@ -78,7 +80,9 @@ def _parse(
     if content_type == PDF:
         from ragapp.documents.parsing.pdf import deadline_for, parse_pdf
 
-        return parse_pdf(data, limits, deadline=deadline_for(limits, started))
+        return strip_invisible(
+            parse_pdf(data, limits, deadline=deadline_for(limits, started))
+        )
     if content_type == DOCX:
         from ragapp.documents.parsing.wordml import parse_docx
 
@@ -97,9 +101,39 @@ def _parse(
         from ragapp.documents.parsing.plaintext import parse_plain_text
 
         document = parse_plain_text(data)
+    document = strip_invisible(document)
     if not document.blocks:
         raise ParseError("empty", "The file holds no text.")
     return document
+
+
+def strip_invisible(document: ParsedDocument) -> ParsedDocument:
+    """Remove invisible characters from every text of `document`, warning if any hid text.
+
+    Done here, once for every format, so no parser can forget it
+    (ragapp.documents.parsing.hidden says why these characters go).
+    """
+    invisible = InvisibleCharacters()
+    # Headings repeat block texts (and titles often do): strip them uncounted.
+    repeated = InvisibleCharacters()
+    blocks = []
+    texts = set()
+    for block in document.blocks:
+        texts.add(block.text)
+        text = invisible.strip(block.text)
+        if text.strip():
+            blocks.append(
+                dataclasses.replace(
+                    block, text=text, heading=repeated.strip(block.heading)
+                )
+            )
+    title_counter = repeated if document.title in texts else invisible
+    return dataclasses.replace(
+        document,
+        title=title_counter.strip(document.title).strip(),
+        blocks=blocks,
+        warnings=[*document.warnings, *invisible.warnings()],
+    )
 
 
 def _check_size(document: ParsedDocument, limits: ParseLimits) -> None:

@@ -15,6 +15,7 @@ from ragapp.documents.parsing.base import (
     Block,
     ParsedDocument,
 )
+from ragapp.documents.parsing.hidden import hidden_text_warning, sample
 from ragapp.documents.parsing.plaintext import decode_text, normalize_newlines
 
 _ATX = re.compile(r"^ {0,3}(#{1,6})(?:[ \t]+(.*?))?(?:[ \t]+#+)?[ \t]*$")
@@ -26,6 +27,9 @@ _THEMATIC_BREAK = re.compile(
     r"^ {0,3}(?:(?:-[ \t]*){3,}|(?:\*[ \t]*){3,}|(?:_[ \t]*){3,})$"
 )
 _FRONT_MATTER_TITLE = re.compile(r"^title:\s*(.+?)\s*$", re.IGNORECASE)
+_COMMENT = re.compile(r"<!--.*?-->", re.DOTALL)
+# A comment this many words long is prose someone hid, not a marker.
+_PROSE_WORDS = 8
 
 
 class _Builder:
@@ -56,7 +60,8 @@ class _Builder:
 def parse_markdown(data: bytes) -> ParsedDocument:
     """Return the blocks of a Markdown file; `#` headings build the heading path."""
     text, _ = decode_text(data)
-    lines = normalize_newlines(text).split("\n")
+    text, warnings = _drop_comments(normalize_newlines(text))
+    lines = text.split("\n")
     builder = _Builder()
     index = _skip_front_matter(lines, builder)
     paragraph: list[str] = []
@@ -119,8 +124,49 @@ def parse_markdown(data: bytes) -> ParsedDocument:
         page_count=None,
         blocks=builder.blocks,
         pages_without_text=[],
-        warnings=[],
+        warnings=warnings,
     )
+
+
+def _drop_comments(text: str) -> tuple[str, list[str]]:
+    """Remove HTML comments outside code blocks: rendered Markdown never shows them.
+
+    Each comment leaves its line breaks behind, so blocks around it keep their
+    shape. Comments holding prose are reported as hidden text.
+    """
+    if "<!--" not in text:
+        return text, []
+    fenced: list[tuple[int, int]] = []
+    offset, fence_start, marker = 0, -1, ""
+    for line in text.split("\n"):
+        fence = _FENCE.match(line)
+        if fence and not marker:
+            fence_start, marker = offset, fence.group(1)
+        elif marker and line.strip().startswith(marker):
+            fenced.append((fence_start, offset + len(line)))
+            marker = ""
+        offset += len(line) + 1
+    if marker:
+        fenced.append((fence_start, len(text)))
+    prose: list[str] = []
+
+    def drop(match: re.Match[str]) -> str:
+        if any(start <= match.start() < end for start, end in fenced):
+            return match.group()
+        body = match.group()[4:-3]
+        if len(body.split()) >= _PROSE_WORDS:
+            prose.append(" ".join(body.split()))
+        return "\n" * match.group().count("\n")
+
+    text = _COMMENT.sub(drop, text)
+    if not prose:
+        return text, []
+    return text, [
+        hidden_text_warning(
+            f"{len(prose)} HTML comment(s) holding prose, which rendered Markdown "
+            f"does not show, were left out (“{sample(' '.join(prose))}”)."
+        )
+    ]
 
 
 def _skip_front_matter(lines: list[str], builder: _Builder) -> int:

@@ -25,6 +25,7 @@ from ragapp.documents.parsing.base import (
     ParseLimits,
 )
 from ragapp.documents.parsing.errors import ParseError
+from ragapp.documents.parsing.hidden import hidden_text_warning, sample
 
 logger = logging.getLogger(__name__)
 
@@ -151,9 +152,11 @@ def _read(data: bytes, limits: ParseLimits, deadline: float) -> ParsedDocument:
     pending: dict[int, list[bytes]] = {}
     ocr_blocked = None if limits.ocr else "OCR is turned off"
     chars = 0
+    hidden = HiddenTextScan()
     for number, page in enumerate(reader.pages, start=1):
         try:
-            text = _clean(page.extract_text() or "")
+            hidden.start_page(number)
+            text = _clean(page.extract_text(visitor_operand_before=hidden.visit) or "")
         except (LimitReachedError, MemoryError, RecursionError):
             raise
         except Exception:  # one broken page should not cost the others
@@ -180,6 +183,7 @@ def _read(data: bytes, limits: ParseLimits, deadline: float) -> ParsedDocument:
     if len(unread) == page_count:
         raise ParseError("corrupt")
     texts = strip_repeated_edges(texts)
+    warnings.extend(hidden.warnings())
     read_by_ocr, blank_after_ocr = _run_ocr(pending, texts, deadline, warnings)
     title = (
         _metadata_title(reader)
@@ -210,6 +214,245 @@ def _read(data: bytes, limits: ParseLimits, deadline: float) -> ParsedDocument:
         pages_without_text=without_text,
         warnings=warnings,
     )
+
+
+# Fill (or stroke) colours this close to white count as white.
+_WHITE = 0.95
+# Text this many points high (or wide) or smaller cannot be read.
+_TINY_POINTS = 1.0
+# Hidden characters (not spaces) of one kind needed before it is reported.
+_MIN_HIDDEN_CHARS = 3
+_DEVICE_SPACES = frozenset(
+    {"/DeviceGray", "/DeviceRGB", "/DeviceCMYK", "/CalGray", "/CalRGB", "/G", "/RGB"}
+)
+_FILLS = frozenset({b"f", b"F", b"f*", b"b", b"B", b"b*", b"B*"})
+_INVISIBLE_MODES = frozenset({3, 7})  # neither filled nor stroked
+_FILL_MODES = frozenset({0, 2, 4, 6})
+_STROKE_MODES = frozenset({1, 2, 5, 6})
+_HIDDEN_KINDS = {
+    "white": "text drawn in white, which readers do not see unless it sits on "
+    "a dark background",
+    "tiny": "text 1 point high or smaller, too small to read",
+    "invisible": "invisible text (render mode 3), as OCR software lays over a "
+    "scanned page, or as text hidden on purpose",
+}
+
+
+class HiddenTextScan:
+    """Watch a page's content stream for text drawn so that no reader sees it.
+
+    Fed every operator by pypdf's `visitor_operand_before` during text
+    extraction, so the stream is read once. Tracks the parts of the graphics
+    state that decide visibility (fill and stroke colour, text render mode,
+    font size, horizontal scaling, through q/Q) and counts the characters each
+    text-showing operator draws while hidden. Not covered: text under an
+    opaque shape or image, transparency set through ExtGState, text placed off
+    the page or clipped away.
+    """
+
+    def __init__(self) -> None:
+        self.page = 0
+        self.state: dict[str, Any] = {}
+        self.stack: list[dict[str, Any]] = []
+        # kind -> page -> characters; kind -> samples of the text
+        self.found: dict[str, Counter[int]] = {
+            kind: Counter() for kind in _HIDDEN_KINDS
+        }
+        self.samples: dict[str, list[str]] = {kind: [] for kind in _HIDDEN_KINDS}
+
+    def start_page(self, number: int) -> None:
+        self.page = number
+        self.stack = []
+        # Areas painted in a colour or with an image; white text on them shows.
+        self.backgrounds: list[tuple[float, float, float, float]] = []
+        self.path: list[tuple[float, float, float, float]] = []
+        self.state = {
+            "fill": (0.0,),
+            "stroke": (0.0,),
+            "fill_space": True,  # colour operands are gray, RGB or CMYK
+            "stroke_space": True,
+            "mode": 0,
+            "size": 0.0,
+            "scale": 100.0,
+        }
+
+    def visit(self, operator: bytes, operands: list[Any], cm: Any, tm: Any) -> None:
+        """Update the state for one operator; count text it shows while hidden."""
+        try:
+            self._visit(operator, operands, cm, tm)
+        except (MemoryError, RecursionError):
+            raise
+        except Exception:  # odd operands must not cost the page its text
+            logger.debug("hidden-text scan skipped an operator %r", operator)
+
+    def _visit(self, operator: bytes, operands: list[Any], cm: Any, tm: Any) -> None:
+        state = self.state
+        if operator == b"q":
+            self.stack.append(dict(state))
+        elif operator == b"Q":
+            if self.stack:
+                self.state = self.stack.pop()
+        elif operator in (b"g", b"rg", b"k"):
+            state["fill"] = _numbers(operands) or state["fill"]
+            state["fill_space"] = True
+        elif operator in (b"G", b"RG", b"K"):
+            state["stroke"] = _numbers(operands) or state["stroke"]
+            state["stroke_space"] = True
+        elif operator in (b"sc", b"scn"):
+            # Separation, Indexed and pattern operands are no colours to judge.
+            state["fill"] = (
+                (_numbers(operands) or (0.0,)) if state["fill_space"] else (0.0,)
+            )
+        elif operator in (b"SC", b"SCN"):
+            state["stroke"] = (
+                (_numbers(operands) or (0.0,)) if state["stroke_space"] else (0.0,)
+            )
+        elif operator == b"cs" and operands:
+            state["fill"], state["fill_space"] = (0.0,), operands[0] in _DEVICE_SPACES
+        elif operator == b"CS" and operands:
+            state["stroke"] = (0.0,)
+            state["stroke_space"] = operands[0] in _DEVICE_SPACES
+        elif operator == b"Tr" and operands:
+            state["mode"] = int(operands[0])
+        elif operator == b"Tf" and len(operands) >= 2:
+            state["size"] = float(operands[1])
+        elif operator == b"Tz" and operands:
+            state["scale"] = float(operands[0])
+        elif operator in (b"Tj", b"'", b'"', b"TJ") and operands:
+            self._shown(operator, operands, cm, tm)
+        else:
+            self._painted(operator, operands, cm)
+
+    def _painted(self, operator: bytes, operands: list[Any], cm: Any) -> None:
+        """Remember rectangles filled in a colour, and images, as backgrounds."""
+        if operator == b"re" and len(operands) == 4:
+            x, y, w, h = (float(v) for v in operands)
+            self.path.append(_transform_box((x, y, x + w, y + h), cm))
+        elif operator in (b"m", b"l", b"c", b"v", b"y") and len(operands) >= 2:
+            x, y = float(operands[-2]), float(operands[-1])
+            point = _transform_box((x, y, x, y), cm)
+            if operator == b"m" or not self.path:
+                self.path.append(point)
+            else:  # grow the subpath's box
+                left, bottom, right, top = self.path[-1]
+                self.path[-1] = (
+                    min(left, point[0]),
+                    min(bottom, point[1]),
+                    max(right, point[2]),
+                    max(top, point[3]),
+                )
+        elif operator in _FILLS:
+            if not _is_white(self.state["fill"]) and len(self.backgrounds) < 5000:
+                self.backgrounds.extend(self.path)
+            self.path = []
+        elif operator in (b"n", b"S", b"s"):
+            self.path = []
+        elif operator == b"Do" and len(self.backgrounds) < 5000:
+            self.backgrounds.append(_transform_box((0, 0, 1, 1), cm))
+
+    def _shown(self, operator: bytes, operands: list[Any], cm: Any, tm: Any) -> None:
+        if operator == b"TJ":
+            parts = [p for p in operands[0] if isinstance(p, str | bytes)]
+        else:
+            parts = [operands[-1]]
+        text = "".join(p if isinstance(p, str) else p.decode("latin-1") for p in parts)
+        chars = sum(1 for ch in text if not ch.isspace())
+        if not chars:
+            return
+        kind = self._hidden_kind(cm, tm)
+        if kind is None:
+            return
+        self.found[kind][self.page] += chars
+        # Raw string bytes only read as text in simple fonts; quote them then.
+        if len(self.samples[kind]) < 4 and text.isprintable() and text.isascii():
+            self.samples[kind].append(text)
+
+    def _hidden_kind(self, cm: Any, tm: Any) -> str | None:
+        state = self.state
+        mode = state["mode"]
+        if mode in _INVISIBLE_MODES:
+            return "invisible"
+        a, b, c, d = _combined_scale(tm, cm)
+        size = abs(state["size"])
+        height = size * math.hypot(c, d)
+        width = size * math.hypot(a, b) * abs(state["scale"]) / 100
+        if min(height, width) <= _TINY_POINTS:
+            return "tiny"
+        fills = mode in _FILL_MODES
+        strokes = mode in _STROKE_MODES
+        if (not fills or _is_white(state["fill"])) and (
+            not strokes or _is_white(state["stroke"])
+        ):
+            return None if self._on_background(tm, cm) else "white"
+        return None
+
+    def _on_background(self, tm: Any, cm: Any) -> bool:
+        x0, y0, _x1, _y1 = _transform_box((0, 0, 0, 0), _multiply(tm, cm))
+        return any(
+            left - 1 <= x0 <= right + 1 and bottom - 1 <= y0 <= top + 1
+            for left, bottom, right, top in self.backgrounds
+        )
+
+    def warnings(self) -> list[str]:
+        """Return one hidden-text warning per kind found in the document."""
+        found = []
+        for kind, description in _HIDDEN_KINDS.items():
+            pages = self.found[kind]
+            if sum(pages.values()) < _MIN_HIDDEN_CHARS:
+                continue
+            quote = sample(" ".join(self.samples[kind]))
+            found.append(
+                hidden_text_warning(
+                    f"{_page_list(sorted(pages))} {'has' if len(pages) == 1 else 'have'} "
+                    f"{description}"
+                    + (f" (“{quote}”)" if quote.strip() else "")
+                    + "; it is indexed."
+                )
+            )
+        return found
+
+
+def _multiply(m1: Any, m2: Any) -> list[float]:
+    a1, b1, c1, d1, e1, f1 = (float(v) for v in m1[:6])
+    a2, b2, c2, d2, e2, f2 = (float(v) for v in m2[:6])
+    return [
+        a1 * a2 + b1 * c2,
+        a1 * b2 + b1 * d2,
+        c1 * a2 + d1 * c2,
+        c1 * b2 + d1 * d2,
+        e1 * a2 + f1 * c2 + e2,
+        e1 * b2 + f1 * d2 + f2,
+    ]
+
+
+def _transform_box(
+    box: tuple[float, float, float, float], matrix: Any
+) -> tuple[float, float, float, float]:
+    """Return the bounding box, in page space, of a box in `matrix`'s space."""
+    a, b, c, d, e, f = (float(v) for v in matrix[:6])
+    x0, y0, x1, y1 = box
+    xs, ys = [], []
+    for x, y in ((x0, y0), (x0, y1), (x1, y0), (x1, y1)):
+        xs.append(a * x + c * y + e)
+        ys.append(b * x + d * y + f)
+    return min(xs), min(ys), max(xs), max(ys)
+
+
+def _numbers(operands: list[Any]) -> tuple[float, ...] | None:
+    values = tuple(float(o) for o in operands if isinstance(o, int | float))
+    return values if len(values) in (1, 3, 4) else None
+
+
+def _is_white(colour: tuple[float, ...]) -> bool:
+    if len(colour) == 4:  # CMYK: no ink at all
+        return max(colour) <= 1 - _WHITE
+    return min(colour) >= _WHITE  # gray or RGB
+
+
+def _combined_scale(tm: Any, cm: Any) -> tuple[float, float, float, float]:
+    """Return the linear part of tm x cm: how text space maps to the page."""
+    a, b, c, d, _e, _f = _multiply(tm, cm)
+    return a, b, c, d
 
 
 def _run_ocr(

@@ -25,6 +25,7 @@ from ragapp.documents.parsing.base import (
     ParseLimits,
 )
 from ragapp.documents.parsing.errors import ParseError, UnsupportedTypeError
+from ragapp.documents.parsing.hidden import hidden_text_warning, sample
 from ragapp.documents.parsing.zipcheck import ZipLimits, inspect_zip, open_zip
 
 CONTENT_TYPES_PART = "[Content_Types].xml"
@@ -50,6 +51,12 @@ _DTD_MARKERS = tuple(
     for encoding in ("utf-8", "utf-16-le", "utf-16-be", "utf-32-le", "utf-32-be")
 )
 _XML_STARTS = (b"<", b"\xef\xbb\xbf", b"\xff\xfe", b"\xfe\xff", b"\x00", b"<\x00")
+_W = "{http://schemas.openxmlformats.org/wordprocessingml/2006/main}"
+_FALSE = frozenset({"0", "false", "off"})
+# Colours this close to white count as white (each channel at least 0xF2).
+_WHITE_CHANNEL = 0xF2
+# w:sz is in half-points: 2 is 1 pt, too small to read.
+_TINY_HALF_POINTS = 2
 _HEADING_STYLE = re.compile(r"heading\s*([1-9])")
 _SPACES = re.compile(r"[ \t]+")
 
@@ -172,16 +179,17 @@ def read_docx(data: bytes) -> ParsedDocument:
     path: list[tuple[int, str]] = []
     title = (document.core_properties.title or "").strip()
     first_heading = ""
+    runs = _RunText(document)
     for item in document.iter_inner_content():
         heading = HEADING_SEPARATOR.join(text for _, text in path)
         if isinstance(item, Table):
-            text = _table_text(item)
+            text = _table_text(item, runs)
             if text:
                 blocks.append(
                     Block(text=text, page=None, heading=heading, kind="table")
                 )
             continue
-        text = _SPACES.sub(" ", item.text).strip()
+        text = _SPACES.sub(" ", runs.paragraph_text(item)).strip()
         if not text:
             continue
         level = _heading_level(item)
@@ -208,8 +216,143 @@ def read_docx(data: bytes) -> ParsedDocument:
         page_count=None,
         blocks=blocks,
         pages_without_text=[],
-        warnings=[],
+        warnings=runs.warnings(),
     )
+
+
+class _RunText:
+    """Read paragraph text run by run, leaving out hidden runs and noting them.
+
+    Word does not show or print runs marked hidden (`w:vanish`, set directly or
+    through a character, paragraph or default style), so they are dropped; white
+    and 1-pt runs are drawn, perhaps on a dark shading, so they are kept. Both
+    are reported (ragapp.documents.parsing.hidden explains the choice).
+    """
+
+    def __init__(self, document: Any) -> None:
+        self.styles = document.styles.element
+        defaults = self.styles.find(f"{_W}docDefaults/{_W}rPrDefault/{_W}rPr")
+        self.defaults = [] if defaults is None else [defaults]
+        self.chars = {"hidden": 0, "white": 0, "tiny": 0}
+        self.samples: dict[str, list[str]] = {kind: [] for kind in self.chars}
+
+    def paragraph_text(self, paragraph: Any) -> str:
+        """Return the text python-docx would, without hidden runs."""
+        paragraph_rprs = [
+            style.element.rPr
+            for style in _styles(paragraph)
+            if style.element.rPr is not None
+        ]
+        shaded = _shaded(paragraph._p.pPr)
+        parts = []
+        for element in paragraph._p.xpath("w:r | w:hyperlink"):
+            for run in [element] if element.tag == f"{_W}r" else element.xpath("w:r"):
+                text = run.text
+                kind = self._kind(run, paragraph_rprs, shaded) if text.strip() else None
+                if kind is not None:
+                    self.chars[kind] += len(text.strip())
+                    if len(self.samples[kind]) < 4:
+                        self.samples[kind].append(text)
+                if kind != "hidden":
+                    parts.append(text)
+        return "".join(parts)
+
+    def _kind(self, run: Any, paragraph_rprs: list[Any], shaded: bool) -> str | None:
+        rprs = [run.rPr] if run.rPr is not None else []
+        style = run.rPr.find(f"{_W}rStyle") if run.rPr is not None else None
+        style_id = style.get(f"{_W}val") if style is not None else None
+        rprs += self._style_rprs(style_id) + paragraph_rprs + self.defaults
+        vanish = _first_value(rprs, "vanish")  # "" when set without a value
+        if vanish is not None and vanish not in _FALSE:
+            return "hidden"
+        size = _int(_first_value(rprs, "sz"))
+        if size is not None and size <= _TINY_HALF_POINTS:
+            return "tiny"
+        if (
+            _is_white(_first_value(rprs, "color"))
+            and not shaded
+            and not any(_shaded(rpr) for rpr in rprs)
+        ):
+            return "white"
+        return None
+
+    def _style_rprs(self, style_id: str | None) -> list[Any]:
+        found = []
+        while style_id and len(found) < _MAX_STYLE_DEPTH:
+            style = self.styles.get_by_id(style_id)
+            if style is None:
+                break
+            if style.rPr is not None:
+                found.append(style.rPr)
+            style_id = style.basedOn_val
+        return found
+
+    def warnings(self) -> list[str]:
+        descriptions = {
+            "hidden": "characters in runs marked hidden, which Word neither "
+            "shows nor prints, were left out",
+            "white": "characters in white on an unshaded background, which "
+            "readers do not see, are indexed",
+            "tiny": "characters 1 point high or smaller, too small to read, are "
+            "indexed",
+        }
+        found = []
+        for kind, description in descriptions.items():
+            if self.chars[kind]:
+                quote = sample(" ".join(self.samples[kind]))
+                found.append(
+                    hidden_text_warning(
+                        f"{self.chars[kind]} {description} (“{quote}”)."
+                    )
+                )
+        return found
+
+
+def _first_value(rprs: list[Any], name: str) -> str | None:
+    """Return w:val of the first w:<name> among run properties, nearest first."""
+    for rpr in rprs:
+        value = _value(rpr, name)
+        if value is not None:
+            return value
+    return None
+
+
+def _value(parent: Any, name: str) -> str | None:
+    child = parent.find(f"{_W}{name}")
+    if child is None:
+        return None
+    return (child.get(f"{_W}val") or "").strip().lower()
+
+
+def _int(value: str | None) -> int | None:
+    try:
+        return int(value) if value else None
+    except ValueError:
+        return None
+
+
+def _is_white(value: str | None) -> bool:
+    if not value or len(value) != 6:
+        return False  # "auto" and theme colours follow the background
+    try:
+        channels = [int(value[i : i + 2], 16) for i in (0, 2, 4)]
+    except ValueError:
+        return False
+    return min(channels) >= _WHITE_CHANNEL
+
+
+def _shaded(properties: Any) -> bool:
+    """Whether run or paragraph properties paint a background behind the text."""
+    if properties is None:
+        return False
+    highlight = _value(properties, "highlight")
+    if highlight and highlight != "none":
+        return True
+    shading = properties.find(f"{_W}shd")
+    if shading is None:
+        return False
+    fill = (shading.get(f"{_W}fill") or "auto").lower()
+    return fill != "auto" and not _is_white(fill)
 
 
 def _styles(paragraph: Any) -> list[Any]:
@@ -261,7 +404,7 @@ def _is_list_item(paragraph: Any) -> bool:
     return False
 
 
-def _table_text(table: Any) -> str:
+def _table_text(table: Any, runs: _RunText) -> str:
     """Render rows as lines of cells joined by " | ", merged cells once."""
     lines = []
     for row in table.rows:
@@ -271,7 +414,8 @@ def _table_text(table: Any) -> str:
             if id(cell._tc) in seen:
                 continue
             seen.add(id(cell._tc))
-            cells.append(_SPACES.sub(" ", cell.text.replace("\n", " ")).strip())
+            text = " ".join(runs.paragraph_text(p) for p in cell.paragraphs)
+            cells.append(_SPACES.sub(" ", text).strip())
         if any(cells):
             lines.append(" | ".join(cells))
     return "\n".join(lines)
