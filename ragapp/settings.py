@@ -328,8 +328,8 @@ ANSWER_TOOL_STEPS = env.int("RAGAPP_ANSWER_TOOL_STEPS", default=2)
 # Below this cosine similarity between question and best passage (default
 # embedder's scale), ragapp says the documents do not answer instead of asking
 # the model; the extractive answerer needs a sentence at least this close.
-ANSWER_MIN_RELEVANCE = env.float("RAGAPP_ANSWER_MIN_RELEVANCE", default=0.2)
-EXTRACTIVE_MIN_SCORE = env.float("RAGAPP_EXTRACTIVE_MIN_SCORE", default=0.35)
+ANSWER_MIN_RELEVANCE = env.float("RAGAPP_ANSWER_MIN_RELEVANCE", default=0.38)
+EXTRACTIVE_MIN_SCORE = env.float("RAGAPP_EXTRACTIVE_MIN_SCORE", default=0.58)
 # Sentences it embeds per question, from the best passages down (its main cost).
 EXTRACTIVE_MAX_SENTENCES = env.int("RAGAPP_EXTRACTIVE_MAX_SENTENCES", default=64)
 # A streamed answer is screened each time this many new characters arrive.
