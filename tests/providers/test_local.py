@@ -168,3 +168,19 @@ def test_minilm_writes_no_onnxruntime_telemetry(tmp_path):
     )
 
     assert list(tmp_path.rglob("*")) == []
+
+
+def test_a_repeated_query_is_embedded_once(provider, monkeypatch):
+    first = provider.embed_query("How much are meals refunded?")
+    calls = []
+    original = provider._encode
+    monkeypatch.setattr(
+        provider, "_encode", lambda texts: calls.append(texts) or original(texts)
+    )
+    again = provider.embed_query("How much are meals refunded?")
+    assert again == first
+    assert calls == []
+    again.append(0.0)  # callers get their own list: the cache stays intact
+    assert provider.embed_query("How much are meals refunded?") == first
+    provider.embed_query("Something else entirely")
+    assert len(calls) == 1

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+from collections import OrderedDict
 from collections.abc import Iterator, Sequence
 
 import numpy as np
@@ -48,12 +50,18 @@ class LocalEmbedder:
     query_prefix = ""
     document_prefix = ""
 
+    # Recent query vectors: one question is embedded by retrieval and again by
+    # the sentence scoring of the extractive answer or re-score.
+    query_cache_size = 64
+
     def __init__(self, *, batch_size: int | None = None) -> None:
         if batch_size is None:
             batch_size = self.default_batch_size
         if batch_size < 1:
             raise ValueError("batch_size must be at least 1.")
         self.batch_size = batch_size
+        self._queries: OrderedDict[str, list[float]] = OrderedDict()
+        self._queries_lock = threading.Lock()
 
     def embed(self, texts: Sequence[str]) -> list[list[float]]:
         """Return one unit vector per text, in input order."""
@@ -65,7 +73,16 @@ class LocalEmbedder:
     def embed_query(self, text: str) -> list[float]:
         """Return the unit vector of a search query."""
         validate_texts([text])
-        return self._encode([self.query_prefix + text])[0].tolist()
+        with self._queries_lock:
+            if text in self._queries:
+                self._queries.move_to_end(text)
+                return list(self._queries[text])
+        vector = self._encode([self.query_prefix + text])[0].tolist()
+        with self._queries_lock:
+            self._queries[text] = vector
+            while len(self._queries) > self.query_cache_size:
+                self._queries.popitem(last=False)
+        return list(vector)
 
     def _encode(self, texts: list[str]) -> np.ndarray:
         raise NotImplementedError
