@@ -2,6 +2,8 @@
 
 import hashlib
 import io
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import factory
 from django.contrib.auth import get_user_model
@@ -62,17 +64,51 @@ class ChunkFactory(factory.django.DjangoModelFactory):
     token_count = factory.LazyAttribute(lambda chunk: len(chunk.text.split()))
 
 
-def indexed_document(collection: Collection, name: str, text: str) -> Document:
+@contextmanager
+def tasks_run_here() -> Iterator[None]:
+    """Run the Celery tasks sent meanwhile in this process (eager mode).
+
+    A committed upload sends its ingest task; eagerly, the task runs here,
+    so nothing is left on the test queue for a later worker to pick up.
+    Failures propagate to the sender (which logs them) instead of vanishing
+    into an unread result.
+    """
+    from ragapp.celery import app
+
+    saved = (app.conf.task_always_eager, app.conf.task_eager_propagates)
+    app.conf.task_always_eager = app.conf.task_eager_propagates = True
+    try:
+        yield
+    finally:
+        app.conf.task_always_eager, app.conf.task_eager_propagates = saved
+
+
+def indexed_document(
+    collection: Collection,
+    name: str,
+    text: str,
+    *,
+    title: str = "",
+    attributes: dict | None = None,
+) -> Document:
     """Upload `text` as a file and index it in this process, through the real pipeline.
 
     Unlike DocumentFactory, the document goes through sniffing, the sandboxed
     parse, chunking, embedding and the version swap (which keeps the search
     statistics), so searches see it exactly as they would after a worker.
+    Inside a test's transaction the upload's task is never sent (nothing
+    commits); where it commits (module-wide data) the task runs here, eagerly,
+    and the explicit ingest below finds the document already indexed.
     """
     from ragapp.documents import ingestion, services
 
-    outcome = services.document_upload(
-        collection=collection, stream=io.BytesIO(text.encode()), filename=name
-    )
-    ingestion.document_ingest(document_id=outcome.document.pk)
+    with tasks_run_here():
+        outcome = services.document_upload(
+            collection=collection,
+            stream=io.BytesIO(text.encode()),
+            filename=name,
+            title=title,
+            attributes=attributes,
+        )
+        ingestion.document_ingest(document_id=outcome.document.pk)
     return Document.objects.get(pk=outcome.document.pk)
