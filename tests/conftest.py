@@ -238,10 +238,37 @@ def celery_worker(
     )
     worker = Worker(celery_broker, database_url, tmp_path_factory.mktemp("worker"))
     worker.start()
+    _SESSION_WORKERS.append(worker)
     try:
         yield worker
     finally:
         worker.stop()
+
+
+_SESSION_WORKERS: list[Worker] = []
+
+
+@pytest.fixture
+def worker_stopped(celery_broker: str) -> Iterator[None]:
+    """Stop the session's worker, if one runs, while a test drives ingestion by hand.
+
+    Transactional tests commit, so what they send reaches the shared test
+    queue, and a live worker would do their work concurrently with the test's
+    own steps. What the test sent is dropped before the worker starts again.
+    """
+    import redis
+
+    running = [w for w in _SESSION_WORKERS if w.process and w.process.poll() is None]
+    for worker in running:
+        worker.stop()
+    try:
+        yield
+    finally:
+        client = redis.Redis.from_url(TEST_REDIS_URL)
+        for key in client.scan_iter(match=f"{celery_broker}*"):
+            client.delete(key)
+        for worker in running:
+            worker.start()
 
 
 def _stop_process_group(process: subprocess.Popen[bytes]) -> None:

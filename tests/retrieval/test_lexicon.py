@@ -411,7 +411,9 @@ def _wait_until_blocked_on_a_lock(timeout: float = 10.0) -> None:
 
 
 @pytest.mark.django_db(transaction=True)
-def test_a_rebuild_racing_a_swap_leaves_the_statistics_exact(monkeypatch):
+def test_a_rebuild_racing_a_swap_leaves_the_statistics_exact(
+    monkeypatch, worker_stopped
+):
     """`manage.py lexicon --rebuild` while a worker swaps a version in."""
     collection = make_collection()
     quokka = ingest(collection, "quokka.md", QUOKKA)
