@@ -34,15 +34,14 @@ import hashlib
 import json
 import os
 import platform
-import sys
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-REPO = Path(__file__).resolve().parent.parent
-OUT = REPO / "docs" / "bench" / "beir.md"
+from _common import REPO, command_line, eval_path, private_stack, report_write
+
 WORKDIR = REPO / "var" / "bench" / "beir"
 DEFAULT_MODEL = "local/all-MiniLM-L6-v2"
 MODELS = {
@@ -50,22 +49,16 @@ MODELS = {
     "local/wordllama-l2-supercat": "scifact-wordllama",
 }
 # Code whose change alters what gets indexed: a change means a fresh load.
+# Migrations are not in it: `migrate` brings the loaded data along, as it
+# does for any installation (generated columns such as the lexical field
+# are recomputed by the migration that changes them).
 INDEXING_CODE = (
     "ragapp/documents/chunking.py",
     "ragapp/documents/ingestion.py",
     "ragapp/documents/parsing/markdown.py",
-    "ragapp/documents/migrations",
     "ragapp/providers/local",
 )
 RUN_DEPTH = 100  # documents per query in the evaluated run (recall@100)
-
-
-def eval_dir() -> Path:
-    base = Path(os.environ.get("RAGAPP_EVAL_DIR") or REPO.parent / "shared" / "eval")
-    scifact = base / "scifact"
-    if not (scifact / "corpus.jsonl").is_file():
-        raise SystemExit(f"No SciFact at {scifact}; set RAGAPP_EVAL_DIR.")
-    return scifact
 
 
 def read_jsonl(path: Path) -> list[dict[str, Any]]:
@@ -351,23 +344,28 @@ def tune(
     if not grid:
         queries = dict(list(queries.items())[:rerank_sample])
     best_bm25, best_score, lexical = None, -1.0, {}
+
+    def try_bm25(params: Bm25) -> None:
+        nonlocal best_bm25, best_score, lexical
+        rankings = {
+            qid: bm25_ranking(
+                chunks, scope=scope, query=text, depth=depth, params=params
+            )
+            for qid, text in queries.items()
+        }
+        ranked = {
+            qid: documents_ranked((pk for pk, _ in r), ids)
+            for qid, r in rankings.items()
+        }
+        score = measure(qrels, ranked)["ndcg10"]
+        print(f"  bm25 k1={params.k1} b={params.b}: nDCG@10 {score:.2f}", flush=True)
+        if score > best_score:
+            best_bm25, best_score, lexical = params, score, rankings
+
+    default_bm25 = DEFAULT_CONFIG.bm25
     for k1 in grid_k1:
         for b in grid_b:
-            params = Bm25(k1=k1, b=b)
-            rankings = {
-                qid: bm25_ranking(
-                    chunks, scope=scope, query=text, depth=depth, params=params
-                )
-                for qid, text in queries.items()
-            }
-            ranked = {
-                qid: documents_ranked((pk for pk, _ in r), ids)
-                for qid, r in rankings.items()
-            }
-            score = measure(qrels, ranked)["ndcg10"]
-            print(f"  bm25 k1={k1} b={b}: nDCG@10 {score:.2f}", flush=True)
-            if score > best_score:
-                best_bm25, best_score, lexical = params, score, rankings
+            try_bm25(replace(default_bm25, k1=k1, b=b))
     vectors = {
         qid: vector_ranking(chunks, query=text, depth=depth)
         for qid, text in queries.items()
@@ -388,12 +386,14 @@ def tune(
         if score > best_fused:
             best_weight, best_fused = weight, score
     tuned = replace(DEFAULT_CONFIG, bm25=best_bm25, lexical_weight=best_weight)
-    # Sentence embeddings cost about a second a query here: a fixed sample.
+    # Sentence embeddings cost about a second a query here: a fixed sample
+    # (none: the re-score keeps its default weight).
     sample = dict(list(queries.items())[:rerank_sample])
-    rerank_weight = tune_rerank(
-        sample, qrels, ids, lexical, vectors, best_weight, tuned.rerank_depth
-    )
-    tuned = replace(tuned, rerank_weight=rerank_weight)
+    if sample:
+        rerank_weight = tune_rerank(
+            sample, qrels, ids, lexical, vectors, best_weight, tuned.rerank_depth
+        )
+        tuned = replace(tuned, rerank_weight=rerank_weight)
     print(
         f"tuned: k1={best_bm25.k1} b={best_bm25.b} lexical_weight={best_weight}"
         f" (train nDCG@10 {best_fused:.2f}); code default: {DEFAULT_CONFIG}",
@@ -496,7 +496,7 @@ def main() -> None:
         "--rerank-sample",
         type=int,
         default=200,
-        help="training queries used to tune the re-score (it is slow)",
+        help="training queries used to tune the re-score (it is slow; 0: skip)",
     )
     parser.add_argument(
         "--skip-rerank",
@@ -516,24 +516,19 @@ def main() -> None:
             "Needs the bench extras: .venv/bin/pip install -e '.[bench]'"
         ) from None
 
-    scifact = eval_dir()
-    WORKDIR.mkdir(parents=True, exist_ok=True)
-    os.environ["RAGAPP_DATA_DIR"] = str(WORKDIR)
-    os.environ["CELERY_BROKER_URL"] = "memory://"  # this process runs the stages itself
-    for name in ("DATABASE_URL", "REDIS_URL"):
-        os.environ.pop(name, None)
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "ragapp.settings")
-    sys.path.insert(0, str(REPO))
-    import django
+    scifact = eval_path("scifact", "corpus.jsonl")
+    # This process runs the pipeline stages itself: no broker, no worker. The
+    # loaded collections stay in WORKDIR for the next run.
+    with private_stack(WORKDIR, broker_url="memory://", discard=False):
+        evaluate_all(args, scifact)
 
-    django.setup()
-    from django.core.management import call_command
 
+def evaluate_all(args: argparse.Namespace, scifact: Path) -> None:
+    """Load (or reuse) the collections, tune if asked, run the test queries, report."""
     from ragapp.celery import app as celery_app
     from ragapp.retrieval.search import DEFAULT_CONFIG
 
     celery_app.conf.result_backend = "cache+memory://"
-    call_command("migrate", interactive=False, verbosity=0)
     corpus = read_jsonl(scifact / "corpus.jsonl")
     paths = staged_files(corpus)
 
@@ -621,14 +616,15 @@ def main() -> None:
             )
         )
 
-    command = " ".join([".venv/bin/python bench/beir.py", *sys.argv[1:]])
-    text = report(rows, command, notes)
-    OUT.parent.mkdir(parents=True, exist_ok=True)
-    OUT.write_text(text)
-    print(text)
-    print(
-        f"ndcg10={default.ndcg10:.1f} recall100={default.recall100:.1f} "
-        f"lexical_ndcg10={lexical.ndcg10:.1f} p95_ms={default.p95_ms:.0f}"
+    report_write(
+        "beir.md",
+        report(rows, command_line(), notes),
+        {
+            "ndcg10": f"{default.ndcg10:.1f}",
+            "recall100": f"{default.recall100:.1f}",
+            "lexical_ndcg10": f"{lexical.ndcg10:.1f}",
+            "p95_ms": f"{default.p95_ms:.0f}",
+        },
     )
 
 

@@ -26,7 +26,6 @@ import contextlib
 import datetime as dt
 import os
 import platform
-import shutil
 import subprocess
 import sys
 import tempfile
@@ -36,20 +35,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import psutil
+from _common import REPO, command_line, eval_path, private_stack, report_write
 
-REPO = Path(__file__).resolve().parent.parent
-OUT = REPO / "docs" / "bench" / "ingest.md"
 DEFAULT_MODEL = "local/all-MiniLM-L6-v2"
 MODELS = (DEFAULT_MODEL, "local/wordllama-l2-supercat")
-
-
-def eval_pdfs() -> Path:
-    """Return the eval PDF folder beside the checkout (or RAGAPP_EVAL_DIR)."""
-    base = Path(os.environ.get("RAGAPP_EVAL_DIR") or REPO.parent / "shared" / "eval")
-    pdfs = base / "pdfs"
-    if not (pdfs / "SOURCE.md").is_file():
-        raise SystemExit(f"No eval PDFs at {pdfs}; set RAGAPP_EVAL_DIR.")
-    return pdfs
 
 
 class RssSampler(threading.Thread):
@@ -243,32 +232,39 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--models", nargs="+", default=list(MODELS))
     args = parser.parse_args()
-    pdfs = sorted(eval_pdfs().glob("*.pdf"))
-
+    pdfs = sorted(eval_path("pdfs", "SOURCE.md").glob("*.pdf"))
     workdir = Path(tempfile.mkdtemp(prefix="ragapp-bench-ingest-"))
-    os.environ["RAGAPP_DATA_DIR"] = str(workdir)
-    for name in ("DATABASE_URL", "REDIS_URL", "CELERY_BROKER_URL"):
-        os.environ.pop(name, None)
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "ragapp.settings")
-    sys.path.insert(0, str(REPO))
-    import django
+    with private_stack(workdir):
+        results = run_models(args.models, pdfs, workdir)
+    main_result = next((r for r in results if r.model == DEFAULT_MODEL), results[0])
+    report_write(
+        "ingest.md",
+        report(results, command_line()),
+        {
+            "pages_per_s": f"{main_result.pages_per_s:.2f}",
+            "embed_only_pages_per_s": f"{main_result.embed_pages_per_s:.2f}",
+            "efficiency": f"{main_result.efficiency:.2f}",
+            "chunks_per_s": f"{main_result.chunks_per_s:.1f}",
+            "peak_worker_rss_mb": f"{main_result.peak_rss_mb:.0f}",
+        },
+    )
 
-    django.setup()
+
+def run_models(models: list[str], pdfs: list[Path], workdir: Path) -> list[Result]:
+    """Start the bundled Redis and both workers, ingest per model, stop them."""
     from django.conf import settings
-    from django.core.management import call_command
 
-    from ragapp.runtime import embedded_postgres, embedded_redis
+    from ragapp.runtime import embedded_redis
 
     redis = None
     workers: list[subprocess.Popen[bytes]] = []
     try:
-        call_command("migrate", interactive=False, verbosity=0)
         redis = embedded_redis.start(
             settings.EMBEDDED_REDIS_DIR, settings.EMBEDDED_REDIS_SOCKET
         )
         workers = start_workers(dict(os.environ), workdir)
         pids = [process.pid for process in workers]
-        results = [run_model(model, pdfs, pids) for model in args.models]
+        return [run_model(model, pdfs, pids) for model in models]
     finally:
         for process in (*workers, redis):
             if process is not None and process.poll() is None:
@@ -277,25 +273,6 @@ def main() -> None:
                     process.wait(timeout=30)
                 except subprocess.TimeoutExpired:
                     process.kill()
-        from django.db import connections
-
-        connections.close_all()
-        embedded_postgres.stop(workdir / "postgres")
-        shutil.rmtree(workdir, ignore_errors=True)
-
-    command = "  ".join([".venv/bin/python bench/ingest.py", *sys.argv[1:]]).strip()
-    text = report(results, command)
-    OUT.parent.mkdir(parents=True, exist_ok=True)
-    OUT.write_text(text)
-    print(text)
-    main_result = next((r for r in results if r.model == DEFAULT_MODEL), results[0])
-    print(
-        f"pages_per_s={main_result.pages_per_s:.2f} "
-        f"embed_only_pages_per_s={main_result.embed_pages_per_s:.2f} "
-        f"efficiency={main_result.efficiency:.2f} "
-        f"chunks_per_s={main_result.chunks_per_s:.1f} "
-        f"peak_worker_rss_mb={main_result.peak_rss_mb:.0f}"
-    )
 
 
 if __name__ == "__main__":

@@ -36,9 +36,7 @@ import os
 import platform
 import random
 import re
-import shutil
 import statistics
-import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterator
@@ -49,10 +47,16 @@ from typing import Any
 
 import numpy as np
 import psutil
+from _common import (
+    BENCH_DOCS,
+    REPO,
+    command_line,
+    eval_path,
+    private_stack,
+    report_write,
+)
 
-REPO = Path(__file__).resolve().parent.parent
-OUT = REPO / "docs" / "bench" / "scale.md"
-PLOT = REPO / "docs" / "bench" / "scale-latency.png"
+PLOT = BENCH_DOCS / "scale-latency.png"
 CACHE = REPO / "var" / "bench-cache"
 DEFAULT_SIZES = (10_000, 50_000, 100_000, 250_000)
 DIMENSIONS = 384
@@ -62,18 +66,12 @@ CHUNKS_PER_DOCUMENT = 10
 SEED = 20240601
 TARGET_P95_MS = 60.0
 TARGET_RECALL = 0.95
-EF_SWEEP = (100, 200, 400)  # hnsw.ef_search values tried for recall@10 at LIMIT 10
+EF_SWEEP = (40, 100, 200, 800)  # hnsw.ef_search values tried for recall@10, LIMIT 10
+# Index builds: HNSW's graph fits in memory at 250,000 chunks, so it is built
+# in one pass (the app's migrations build on a near-empty table).
+BUILD_MEMORY = "1GB"
 # A sentence ends at . ! or ? followed by space and a capital, digit or bracket.
 SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[A-Z0-9(\[])")
-
-
-def eval_dir() -> Path:
-    """Return the SciFact folder beside the checkout (or under RAGAPP_EVAL_DIR)."""
-    base = Path(os.environ.get("RAGAPP_EVAL_DIR") or REPO.parent / "shared" / "eval")
-    scifact = base / "scifact"
-    if not (scifact / "corpus.jsonl").is_file():
-        raise SystemExit(f"No SciFact corpus at {scifact}; set RAGAPP_EVAL_DIR.")
-    return scifact
 
 
 # --- Data ---------------------------------------------------------------------
@@ -489,6 +487,7 @@ def measure(
         SearchConfig,
         chunk_search,
         searchable_chunks,
+        searched_collections,
         vector_ranking,
     )
 
@@ -524,7 +523,8 @@ def measure(
     out["embed"] = [timed(lambda q=t: provider.embed_query(q)) for _, t, _ in queries]
 
     # Recall: the app's HNSW walk against an exact scan of the same query.
-    chunks = searchable_chunks(user=user)
+    # The chunks chunk_search ranks: the access subquery and the resolved ids.
+    chunks = searchable_chunks(user=user, within=searched_collections(user=user))
     log = StatementLog()
     with connection.execute_wrapper(log):
         vector_ranking(chunks, query=queries[0][1], depth=configs["hybrid"].depth)
@@ -826,7 +826,8 @@ shared the machine).
   statistics after each load.
 - Before each load the GIN (`{GIN_INDEX}`) and HNSW (`{HNSW_INDEX}`, m=16,
   ef_construction=64) indexes are dropped; afterwards they are rebuilt with the
-  model's own definitions (timed below), then `VACUUM ANALYZE`.
+  model's own definitions (timed below, `maintenance_work_mem` {BUILD_MEMORY} for
+  the builds), then `VACUUM ANALYZE`.
 - Server settings as the app runs them: {settings_text}.
 
 ## Build and size
@@ -846,7 +847,7 @@ at a time, all through `chunk_search(user=..., query=...)` (limit 10, no rerank)
 hybrid = default `SearchConfig()`, lexical = `use_vector=False`, vector =
 `use_lexical=False`. Each time includes embedding the query (the "embed" column
 is `embed_query` alone). recall@10 = share of the exact top 10 (cosine, index
-scans off) that `vector_ranking(depth=10)` returns (ef_search 40, iterative scan);
+scans off) that `vector_ranking(depth=10)` returns (ef_search {data["ef_search"]}, iterative scan);
 "@100" = the first 10 of `vector_ranking(depth=100)`, the depth the default config
 hands to fusion. "vector plan" = whether the app's vector query (EXPLAIN of
 the statement `vector_ranking` sends) walks the HNSW index or scans exactly.
@@ -865,11 +866,14 @@ abstract was drawn into the corpus at that size at all.
 A second hybrid pass with every SQL statement timed (Django execute wrapper);
 mean / p95 ms per query. vector = the HNSW query, lexical = the BM25 ranking
 query (one or two per search, MaxScore), term stats = the lexicon reads,
-query terms = `to_tsvector` of the query, other SQL = access check, models,
-SET LOCAL, savepoints and the final fetch of the passages; python = the rest
-(fusion, ORM). embed = `embed_query` timed alone. matched = chunks matching
-the tsquery of the BM25 pass that decides the ranking (the MaxScore "essential"
-terms), p50 / p95, and as a share of the collection: every one of them is scored.
+query terms = `to_tsvector` of the query, other SQL = access check and the
+collections searched, SET LOCAL, savepoints and the final fetch of the
+passages; python = the rest (fusion, ORM, waiting for the query's embedding).
+embed = `embed_query` timed alone: `chunk_search` embeds in a thread while the
+BM25 statements run, so the phases can add up to more than the query took.
+matched = chunks matching the tsquery of the BM25 pass that decides the
+ranking (MaxScore's "essential" terms that pass the frequency cap), p50 / p95,
+and as a share of the collection: every one of them is scored.
 
 | chunks | {" | ".join(PHASES)} | matched |
 | --- | {" | ".join("---" for _ in PHASES)} | --- |
@@ -879,11 +883,11 @@ terms), p50 / p95, and as a share of the collection: every one of them is scored
 
 The exact top 10 as above; the index walk of `vector_ranking(depth=10)` (LIMIT
 10, relaxed iterative scan) with `hnsw.ef_search` set to each value; in brackets
-the statement's p50 / p95 time. The app sets `max(depth, 40)`. pgvector's cost
+the statement's p50 / p95 time. The app sets `max(depth, {data["ef_search"]})`. pgvector's cost
 estimate grows with ef_search, so on a small collection the planner may choose an
 exact scan instead ("exact plan").
 
-| chunks | app (ef 40) | {" | ".join(f"ef {ef}" for ef in EF_SWEEP)} |
+| chunks | app (ef {data["ef_search"]}) | {" | ".join(f"ef {ef}" for ef in EF_SWEEP)} |
 | --- | --- | {" | ".join("---" for _ in EF_SWEEP)} |
 {sweep_rows}
 
@@ -946,6 +950,107 @@ def server_settings() -> dict[str, str]:
     return found
 
 
+def run_sizes(
+    args: argparse.Namespace, sizes: list[int], scifact: Path
+) -> tuple[list[SizeResult], dict[str, list[tuple[float, str]]], dict, dict]:
+    """Load and measure each size in turn; return results, plans, settings, data."""
+    from django.conf import settings
+    from django.db import connection
+
+    from ragapp.retrieval import search
+    from ragapp.retrieval.lexicon import lexicon_rebuild
+
+    results: list[SizeResult] = []
+    explains: dict[str, list[tuple[float, str]]] = {}
+    server = server_settings()
+    code = code_fingerprint()
+    corpus = load_corpus(scifact / "corpus.jsonl")
+    vectors, embed_s, cached = sentence_vectors(corpus)
+    print(
+        f"{len(corpus.ids)} abstracts, {len(corpus.texts)} sentences "
+        f"({'cached vectors' if cached else f'embedded in {embed_s:.0f} s'})"
+    )
+    plan = plan_chunks(corpus, sizes[-1], args.seed)
+    queries = load_queries(scifact, args.queries)
+    setup = create_scope()
+    notices: list[str] = []
+    connection.ensure_connection()
+    connection.connection.add_notice_handler(
+        lambda diag: notices.append(diag.message_primary or "")
+    )
+    document_abstract: dict[int, str] = {}
+    loaded = 0
+    for size in sizes:
+        print(f"== {size} chunks")
+        notices.clear()
+        drop_index(HNSW_INDEX)
+        drop_index(GIN_INDEX)
+        started_load = time.perf_counter()
+        load_chunks(setup, corpus, plan, vectors, loaded, size)
+        load_s = time.perf_counter() - started_load
+        loaded = size
+        for index, pk in setup.document_pks.items():
+            document_abstract[pk] = corpus.ids[plan.document_abstract[index]]
+        started_lexicon = time.perf_counter()
+        lexicon_rebuild(collection_id=setup.collection_id)
+        lexicon_s = time.perf_counter() - started_lexicon
+        sql_run(f"SET maintenance_work_mem = '{BUILD_MEMORY}'")
+        gin_s = create_index(GIN_INDEX)
+        hnsw_s = create_index(HNSW_INDEX)
+        sql_run("RESET maintenance_work_mem")
+        # The whole database: the access rule's small tables (collections,
+        # reader groups) need statistics too, or the planner misjudges the
+        # vector query (see the report).
+        vacuum_s = sql_run("VACUUM ANALYZE")
+        print(
+            f"  COPY {load_s:.1f} s, lexicon {lexicon_s:.1f} s, GIN {gin_s:.1f} s,"
+            f" HNSW {hnsw_s:.1f} s, vacuum analyze {vacuum_s:.1f} s"
+        )
+        loadavg = os.getloadavg()
+        measured = measure(setup, size, queries, document_abstract, max(args.warmup, 0))
+        result = SizeResult(
+            chunks=size,
+            documents=len(setup.document_pks),
+            load_s=load_s,
+            lexicon_s=lexicon_s,
+            gin_s=gin_s,
+            gin_mb=megabytes(GIN_INDEX),
+            hnsw_s=hnsw_s,
+            hnsw_mb=megabytes(HNSW_INDEX),
+            heap_mb=megabytes("documents_chunk", "pg_table_size"),
+            total_mb=megabytes("documents_chunk", "pg_total_relation_size"),
+            vacuum_s=vacuum_s,
+            loadavg=loadavg,
+            notices=list(notices),
+            **measured,
+        )
+        results.append(result)
+        print(
+            f"  hybrid p50 {percentile(result.hybrid, 50):.1f} ms, "
+            f"p95 {percentile(result.hybrid, 95):.1f} ms; lexical p95 "
+            f"{percentile(result.lexical, 95):.1f}; vector p95 "
+            f"{percentile(result.vector, 95):.1f}; recall@10 "
+            f"{result.recall10:.3f} (@100 {result.recall10_depth100:.3f}); "
+            f"load {loadavg}"
+        )
+    for name, statements in results[-1].slowest.items():
+        explains[name] = [(s.seconds, explain(s)) for s in statements]
+    data = {
+        "abstracts": len(corpus.ids),
+        "sentences": len(corpus.texts),
+        "seed": args.seed,
+        "model": settings.EMBEDDING_MODEL,
+        "cached": cached,
+        "embed_s": embed_s,
+        "queries": len(queries),
+        "warmup": args.warmup,
+        "mean_words": mean_words(corpus, plan),
+        "ef_search": search.HNSW_EF_SEARCH,
+        "code": code,
+    }
+    return results, explains, server, data
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", nargs="+", type=int, default=list(DEFAULT_SIZES))
@@ -965,139 +1070,19 @@ def main() -> None:
     load_before = os.getloadavg()
     print(f"sizes {sizes}; load average before {load_before}")
 
-    scifact = eval_dir()
+    scifact = eval_path("scifact", "corpus.jsonl")
     workdir = Path(tempfile.mkdtemp(prefix="ragapp-bench-scale-"))
-    os.environ["RAGAPP_DATA_DIR"] = str(workdir)
-    for name in ("DATABASE_URL", "REDIS_URL", "CELERY_BROKER_URL"):
-        os.environ.pop(name, None)
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "ragapp.settings")
-    sys.path.insert(0, str(REPO))
-    import django
-
-    django.setup()
-    from django.conf import settings
-    from django.core.management import call_command
-    from django.db import connection, connections
-
-    from ragapp.retrieval.lexicon import lexicon_rebuild
-    from ragapp.runtime import embedded_postgres
-
-    results: list[SizeResult] = []
-    explains: dict[str, list[tuple[float, str]]] = {}
-    try:
-        call_command("migrate", interactive=False, verbosity=0)
-        server = server_settings()
-        code = code_fingerprint()
-        corpus = load_corpus(scifact / "corpus.jsonl")
-        vectors, embed_s, cached = sentence_vectors(corpus)
-        print(
-            f"{len(corpus.ids)} abstracts, {len(corpus.texts)} sentences "
-            f"({'cached vectors' if cached else f'embedded in {embed_s:.0f} s'})"
-        )
-        plan = plan_chunks(corpus, sizes[-1], args.seed)
-        queries = load_queries(scifact, args.queries)
-        setup = create_scope()
-        notices: list[str] = []
-        connection.ensure_connection()
-        connection.connection.add_notice_handler(
-            lambda diag: notices.append(diag.message_primary or "")
-        )
-        document_abstract: dict[int, str] = {}
-        loaded = 0
-        for size in sizes:
-            print(f"== {size} chunks")
-            notices.clear()
-            drop_index(HNSW_INDEX)
-            drop_index(GIN_INDEX)
-            started_load = time.perf_counter()
-            load_chunks(setup, corpus, plan, vectors, loaded, size)
-            load_s = time.perf_counter() - started_load
-            loaded = size
-            for index, pk in setup.document_pks.items():
-                document_abstract[pk] = corpus.ids[plan.document_abstract[index]]
-            started_lexicon = time.perf_counter()
-            lexicon_rebuild(collection_id=setup.collection_id)
-            lexicon_s = time.perf_counter() - started_lexicon
-            gin_s = create_index(GIN_INDEX)
-            hnsw_s = create_index(HNSW_INDEX)
-            # The whole database: the access rule's small tables (collections,
-            # reader groups) need statistics too, or the planner misjudges the
-            # vector query (see the report).
-            vacuum_s = sql_run("VACUUM ANALYZE")
-            print(
-                f"  COPY {load_s:.1f} s, lexicon {lexicon_s:.1f} s, GIN {gin_s:.1f} s,"
-                f" HNSW {hnsw_s:.1f} s, vacuum analyze {vacuum_s:.1f} s"
-            )
-            loadavg = os.getloadavg()
-            measured = measure(
-                setup, size, queries, document_abstract, max(args.warmup, 0)
-            )
-            result = SizeResult(
-                chunks=size,
-                documents=len(setup.document_pks),
-                load_s=load_s,
-                lexicon_s=lexicon_s,
-                gin_s=gin_s,
-                gin_mb=megabytes(GIN_INDEX),
-                hnsw_s=hnsw_s,
-                hnsw_mb=megabytes(HNSW_INDEX),
-                heap_mb=megabytes("documents_chunk", "pg_table_size"),
-                total_mb=megabytes("documents_chunk", "pg_total_relation_size"),
-                vacuum_s=vacuum_s,
-                loadavg=loadavg,
-                hybrid=measured["hybrid"],
-                lexical=measured["lexical"],
-                vector=measured["vector"],
-                embed=measured["embed"],
-                recall10=measured["recall10"],
-                recall10_depth100=measured["recall10_depth100"],
-                hit10=measured["hit10"],
-                reachable=measured["reachable"],
-                vector_plan=measured["vector_plan"],
-                phases=measured["phases"],
-                matched=measured["matched"],
-                sweep=measured["sweep"],
-                notices=list(notices),
-                slowest=measured["slowest"],
-            )
-            results.append(result)
-            print(
-                f"  hybrid p50 {percentile(result.hybrid, 50):.1f} ms, "
-                f"p95 {percentile(result.hybrid, 95):.1f} ms; lexical p95 "
-                f"{percentile(result.lexical, 95):.1f}; vector p95 "
-                f"{percentile(result.vector, 95):.1f}; recall@10 "
-                f"{result.recall10:.3f} (@100 {result.recall10_depth100:.3f}); "
-                f"load {loadavg}"
-            )
-        for name, statements in results[-1].slowest.items():
-            explains[name] = [(s.seconds, explain(s)) for s in statements]
-        data = {
-            "abstracts": len(corpus.ids),
-            "sentences": len(corpus.texts),
-            "seed": args.seed,
-            "model": settings.EMBEDDING_MODEL,
-            "cached": cached,
-            "embed_s": embed_s,
-            "queries": len(queries),
-            "warmup": args.warmup,
-            "mean_words": mean_words(corpus, plan),
-            "code": code,
-        }
-    finally:
-        connections.close_all()
-        if args.keep:
-            print(f"kept: RAGAPP_DATA_DIR={workdir}")
-        else:
-            embedded_postgres.stop(workdir / "postgres")
-            shutil.rmtree(workdir, ignore_errors=True)
+    with private_stack(workdir, discard=not args.keep):
+        results, explains, server, data = run_sizes(args, sizes, scifact)
+    if args.keep:
+        print(f"kept: RAGAPP_DATA_DIR={workdir}")
 
     load_after = os.getloadavg()
     minutes = (time.monotonic() - run_started) / 60
-    command = " ".join([".venv/bin/python bench/scale.py", *sys.argv[1:]])
     plot(results)
     text = report(
         results,
-        command=command,
+        command=command_line(),
         started=started,
         minutes=minutes,
         loads=(load_before, load_after),
@@ -1105,14 +1090,16 @@ def main() -> None:
         data=data,
         explains=explains,
     )
-    OUT.parent.mkdir(parents=True, exist_ok=True)
-    OUT.write_text(text)
-    print(text)
     print(f"load average after {load_after}; run took {minutes:.1f} min")
     last = results[-1]
-    print(
-        f"chunks={last.chunks} p95_ms={percentile(last.hybrid, 95):.0f} "
-        f"recall10={last.recall10:.2f}"
+    report_write(
+        "scale.md",
+        text,
+        {
+            "chunks": last.chunks,
+            "p95_ms": f"{percentile(last.hybrid, 95):.0f}",
+            "recall10": f"{last.recall10:.2f}",
+        },
     )
 
 

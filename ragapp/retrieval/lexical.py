@@ -9,10 +9,20 @@ and per-term chunk frequencies over the searched collections (kept in
 access rule and filters stay one query.
 
 Scoring every chunk that contains any query term would touch most of the
-table for questions with common words, so the ranking is exact top-k by
-MaxScore: the rarest terms' matches give a score floor, and terms whose
-summed best case stays below that floor cannot lift a chunk into the top k
-on their own, so they score chunks but do not select them.
+table for questions with common words, so two rules decide which chunks are
+scored at all (`bm25_ranking`):
+
+- MaxScore, which is exact: the rarest terms' matches give a score floor,
+  and terms whose summed best case stays below that floor cannot lift a
+  chunk into the top k on their own, so they score chunks but do not select
+  them.
+- A frequency cap, which is not: a term in more than `Bm25.select_share` of
+  the searched chunks (and more than `Bm25.select_floor` of them) never
+  selects, even where MaxScore would need it. A chunk that holds none of the
+  query's rarer terms is then missed, however often it repeats the common
+  ones. In exchange the chunks scored per query stay bounded as a collection
+  grows (docs/decisions/lexical-ranking.md has the measurements). A query
+  made only of common terms is selected by its rarest term.
 """
 
 from __future__ import annotations
@@ -30,10 +40,19 @@ from ragapp.retrieval.lexicon import TermStatistics, term_statistics
 
 @dataclass(frozen=True)
 class Bm25:
-    """BM25's saturation (k1) and length normalisation (b)."""
+    """BM25's saturation (k1) and length normalisation (b), and who selects.
+
+    A term selects candidates only if it is in at most `select_share` of the
+    searched chunks or at most `select_floor` of them, whichever is more.
+    The floor spares small collections: scoring a thousand chunks is cheap,
+    so the cap only bites where a term's matches are many (SciFact's 10,805
+    passages rank as they did without it).
+    """
 
     k1: float = 1.2
     b: float = 0.5
+    select_share: float = 0.01
+    select_floor: int = 1000
 
 
 _CHUNKS = Chunk._meta.db_table
@@ -151,8 +170,14 @@ def bm25_ranking(
     weights = {lexeme: stats.idf[lexeme] * count for lexeme, count in terms.items()}
     # Rarest first: the most selective terms seed the score floor.
     by_rarity = sorted(weights, key=lambda lexeme: (-weights[lexeme], lexeme))
+    cap = max(params.select_share * stats.chunk_count, params.select_floor)
+    selectable = [lexeme for lexeme in by_rarity if stats.frequency[lexeme] <= cap]
+    if not selectable:
+        # Only common terms: the rarest of them selects, as the closest thing
+        # to a rare term this query has.
+        selectable = [min(by_rarity, key=lambda t: (stats.frequency[t], t))]
     seeds: list[str] = []
-    for lexeme in by_rarity:
+    for lexeme in selectable:
         seeds.append(lexeme)
         if sum(stats.frequency[seed] for seed in seeds) >= depth:
             break
@@ -173,15 +198,19 @@ def bm25_ranking(
         if best_case_rest >= floor:
             essential = by_rarity[: by_rarity.index(lexeme) + 1]
             break
-    if len(essential) <= len(seeds):
-        # Every chunk that can reach the top holds an essential term, and
-        # those are among the seeds already ranked: the first pass is exact.
-        return ranked
-    return _ranked(
-        chunks,
-        selecting=essential,
-        weights=weights,
-        stats=stats,
-        params=params,
-        depth=depth,
-    )
+    # Seeds and selecting terms are both the rarest selectable terms: one
+    # list holds the other.
+    essential = [lexeme for lexeme in selectable if lexeme in essential]
+    # If every essential term is a seed, every chunk that can reach the top
+    # holds one and was ranked already: the first pass is exact (up to the
+    # frequency cap).
+    if len(essential) > len(seeds):
+        ranked = _ranked(
+            chunks,
+            selecting=essential,
+            weights=weights,
+            stats=stats,
+            params=params,
+            depth=depth,
+        )
+    return ranked

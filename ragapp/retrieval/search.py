@@ -12,13 +12,15 @@ from __future__ import annotations
 
 import logging
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
+from typing import NamedTuple
 
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
 from django.db import connection, transaction
-from django.db.models import F, QuerySet
+from django.db.models import F, OuterRef, QuerySet, Subquery
 from django.db.models.functions import Cast
 from pgvector.django import CosineDistance, VectorField
 
@@ -29,9 +31,32 @@ from ragapp.providers.exceptions import ProviderError
 from ragapp.retrieval.filters import document_filter_q
 from ragapp.retrieval.fusion import reciprocal_rank, weighted_z
 from ragapp.retrieval.lexical import Bm25, bm25_ranking, clean_query
+from ragapp.retrieval.models import CollectionLexicon
 from ragapp.retrieval.rerank import sentence_scores
 
 logger = logging.getLogger(__name__)
+
+# Candidates the HNSW walk keeps (hnsw.ef_search) when the depth asked is
+# smaller. pgvector's default, 40, found 0.81 of the exact top 10 at 250,000
+# chunks; 400 finds 0.96 for a few milliseconds more (docs/bench/scale.md).
+HNSW_EF_SEARCH = 400
+
+
+def hnsw_ef_search(depth: int, searched_chunks: int) -> int:
+    """Return the HNSW walk's width for a search over `searched_chunks` chunks.
+
+    A wide walk on a small table makes the planner prefer an exact scan: at
+    10,000 chunks ef_search 400 chose one (31 ms instead of 2.6 ms for the
+    walk at 200, docs/bench/scale.md), while at 50,000 it kept the index. So
+    the width grows with the collection: a hundredth of the searched chunks,
+    at least the depth asked, at most HNSW_EF_SEARCH.
+    """
+    return max(depth, min(HNSW_EF_SEARCH, searched_chunks // 100))
+
+
+# Embeds queries while PostgreSQL ranks by words: the embedder and the wait
+# on the database both release the GIL.
+_embedder = ThreadPoolExecutor(max_workers=2, thread_name_prefix="query-embed")
 
 
 @dataclass(frozen=True)
@@ -106,50 +131,105 @@ def search_scope(
     return scope.values("pk")
 
 
+class SearchedCollection(NamedTuple):
+    embedding_model: str
+    chunk_count: int
+
+
+def searched_collections(
+    *,
+    user: AbstractBaseUser | AnonymousUser,
+    collection_ids: Iterable[int] | None = None,
+) -> dict[int, SearchedCollection]:
+    """Return {pk: (embedding model, searchable chunks)} of the scope's collections.
+
+    One small query (the access rule and the kept BM25 totals), where asking
+    the chunks themselves which models are in play cost 16 ms at 250,000
+    chunks. Collections with nothing searchable are left out, so their
+    models embed nothing.
+    """
+    totals = CollectionLexicon.objects.filter(
+        collection_id=OuterRef("pk"), chunk_count__gt=0
+    )
+    scope = search_scope(user=user, collection_ids=collection_ids)
+    rows = scope.annotate(chunks=Subquery(totals.values("chunk_count")[:1])).filter(
+        chunks__isnull=False
+    )
+    return {
+        pk: SearchedCollection(model, chunks)
+        for pk, model, chunks in rows.values_list("pk", "embedding_model", "chunks")
+    }
+
+
 def searchable_chunks(
     *,
     user: AbstractBaseUser | AnonymousUser,
     collection_ids: Iterable[int] | None = None,
     filters: dict | None = None,
+    within: Iterable[int] | None = None,
 ) -> QuerySet[Chunk]:
     """Return the chunks `user` may search, as one queryset (one SQL query).
 
     Collections in the search scope only (a subquery on reader groups), only
     the indexed version of each document, and the caller's attribute filters.
+    `within` names the collections again as constants (those
+    `searched_collections` resolved): the access subquery stays, and the
+    planner can weigh the constants against its statistics, which it cannot
+    do through the subquery.
     """
     chunks = Chunk.objects.filter(
         collection_id__in=search_scope(user=user, collection_ids=collection_ids),
         document__indexed_version__gt=0,
         version=F("document__indexed_version"),
     )
+    if within is not None:
+        chunks = chunks.filter(collection_id__in=sorted(within))
     return chunks.filter(document_filter_q(filters, prefix="document__"))
 
 
+def query_vectors(query: str, models: Iterable[str]) -> dict[str, list[float]]:
+    """Return {model: the query's embedding by that model}."""
+    return {
+        model: get_embedding_provider(model).embed_query(query)
+        for model in sorted(set(models))
+    }
+
+
 def vector_ranking(
-    chunks: QuerySet[Chunk], *, query: str, depth: int
+    chunks: QuerySet[Chunk],
+    *,
+    query: str,
+    depth: int,
+    vectors: dict[str, Sequence[float]] | None = None,
+    ef_search: int | None = None,
 ) -> list[tuple[int, float]]:
     """Return up to `depth` (chunk pk, cosine similarity) pairs, best first.
 
-    One embedding of the query per model in play. The HNSW index is walked
-    with pgvector's iterative scan, so access and attribute conditions that
-    reject many neighbours still leave `depth` results.
+    One embedding of the query per model in play (or those in `vectors`,
+    embedded beforehand). The HNSW index is walked with pgvector's iterative
+    scan, so access and attribute conditions that reject many neighbours
+    still leave `depth` results.
     """
-    models = (
-        Collection.objects.filter(pk__in=chunks.values("collection_id"))
-        .values_list("embedding_model", flat=True)
-        .distinct()
-    )
+    if vectors is None:
+        models = (
+            Collection.objects.filter(pk__in=chunks.values("collection_id"))
+            .values_list("embedding_model", flat=True)
+            .distinct()
+        )
+        vectors = query_vectors(query, models)
     scored: list[tuple[float, int]] = []
     with transaction.atomic(), connection.cursor() as cursor:
-        cursor.execute("SET LOCAL hnsw.ef_search = %s", [max(depth, 40)])
+        cursor.execute(
+            "SET LOCAL hnsw.ef_search = %s",
+            [ef_search or max(depth, HNSW_EF_SEARCH)],
+        )
         cursor.execute("SET LOCAL hnsw.iterative_scan = relaxed_order")
-        for model in models:
+        for model, vector in vectors.items():
             provider = get_embedding_provider(model)
             # The model's own size, not the collection's record of it: only
             # vectors this model made are compared (a re-index to another
             # model leaves the old ones searchable by words until the swap).
             dimensions = provider.dimensions
-            vector = provider.embed_query(query)
             distance = CosineDistance(
                 Cast("embedding", VectorField(dimensions=dimensions)), vector
             )
@@ -181,20 +261,40 @@ def chunk_search(
     query = clean_query(query).strip()
     if not query:
         return []
+    searched = searched_collections(user=user, collection_ids=collection_ids)
+    if not searched:
+        return []
     chunks = searchable_chunks(
-        user=user, collection_ids=collection_ids, filters=filters
+        user=user, collection_ids=collection_ids, filters=filters, within=searched
     )
-    rankings: dict[str, list[tuple[int, float]]] = {}
+    embedding = None
     if config.use_vector:
-        rankings["vector"] = vector_ranking(chunks, query=query, depth=config.depth)
+        # The models are known before any chunk is read: embed the query
+        # meanwhile, while PostgreSQL ranks by words.
+        models = [collection.embedding_model for collection in searched.values()]
+        embedding = _embedder.submit(query_vectors, query, models)
+    lexical = None
     if config.use_lexical:
-        rankings["lexical"] = bm25_ranking(
+        lexical = bm25_ranking(
             chunks,
             scope=search_scope(user=user, collection_ids=collection_ids),
             query=query,
             depth=config.depth,
             params=config.bm25,
         )
+    rankings: dict[str, list[tuple[int, float]]] = {}
+    if embedding is not None:
+        rankings["vector"] = vector_ranking(
+            chunks,
+            query=query,
+            depth=config.depth,
+            vectors=embedding.result(),
+            ef_search=hnsw_ef_search(
+                config.depth, sum(c.chunk_count for c in searched.values())
+            ),
+        )
+    if lexical is not None:
+        rankings["lexical"] = lexical
     if config.fusion == "rrf":
         fused = reciprocal_rank(rankings)
     else:

@@ -12,19 +12,16 @@ must carry the reader-group predicate.
 
 from __future__ import annotations
 
-import io
 import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from unittest import mock
 
 import pytest
 from django.contrib.auth.models import AnonymousUser, Group, Permission
 from django.db import connection
 from django.test.utils import CaptureQueriesContext, override_settings
 
-from ragapp.documents import ingestion, services
-from ragapp.documents.models import Chunk, Collection, Document
+from ragapp.documents.models import Chunk, Collection
 from ragapp.providers.catalog import EMBEDDING_DIMENSIONS
 from ragapp.retrieval.lexical import bm25_ranking, query_terms
 from ragapp.retrieval.lexicon import lexicon_drift, term_statistics
@@ -34,7 +31,8 @@ from ragapp.retrieval.search import (
     searchable_chunks,
     vector_ranking,
 )
-from tests.factories import CollectionFactory, UserFactory
+from tests.conftest import TEST_REDIS_URL
+from tests.factories import CollectionFactory, UserFactory, indexed_document
 
 pytestmark = pytest.mark.django_db
 
@@ -72,6 +70,7 @@ class World:
     collections: dict[str, Collection]
     users: dict[str, object]
     tenant_of_chunk: dict[int, str] = field(default_factory=dict)
+    messages_left: int = 0  # on the test queues by building the world
 
     def chunks_of(self, tenant: str) -> set[int]:
         return {pk for pk, t in self.tenant_of_chunk.items() if t == tenant}
@@ -100,15 +99,14 @@ def _build() -> World:
         collection.reader_groups.set(readers)
         collections[tenant] = collection
         for n in range(2):
-            outcome = services.document_upload(
-                collection=collection,
-                stream=io.BytesIO(_document(tenant, n).encode()),
-                filename=f"{canary(tenant)}-{n}.md",
+            document = indexed_document(
+                collection,
+                f"{canary(tenant)}-{n}.md",
+                _document(tenant, n),
                 title=f"{canary(tenant)} report {n}",
                 attributes={"tenant": tenant, "kind": "memo"},
             )
-            ingestion.document_ingest(document_id=outcome.document.pk)
-            assert Document.objects.get(pk=outcome.document.pk).indexed_version == 1
+            assert document.indexed_version == 1, document.error_message
 
     def user(key: str, groups_: tuple[str, ...] = (), **fields):
         made = UserFactory(username=f"{PREFIX}{key}", password=None, **fields)
@@ -149,20 +147,29 @@ def _cleanup() -> None:
     Group.objects.filter(name__startswith=PREFIX).delete()
 
 
+def queued(queue: str) -> int:
+    """Messages waiting on the test queue and its embedding queue."""
+    import redis
+
+    client = redis.Redis.from_url(TEST_REDIS_URL, socket_timeout=5)
+    return sum(client.llen(name) for name in (queue, f"{queue}.embed"))
+
+
 @pytest.fixture(scope="module")
-def world(django_db_setup, django_db_blocker, tmp_path_factory) -> Iterator[World]:
+def world(
+    django_db_setup, django_db_blocker, tmp_path_factory, celery_broker
+) -> Iterator[World]:
     """Indexed once for the module by the real pipeline, committed, then deleted.
 
-    Sending tasks is stubbed: the documents are ingested here, in-process.
+    The ingest tasks the committed uploads send run here, eagerly
+    (`indexed_document`): nothing is left on the test queue.
     """
     media = tmp_path_factory.mktemp("t02-media")
     try:
-        with (
-            django_db_blocker.unblock(),
-            override_settings(MEDIA_ROOT=media),
-            mock.patch("ragapp.documents.tasks.enqueue"),
-        ):
+        before = queued(celery_broker)
+        with django_db_blocker.unblock(), override_settings(MEDIA_ROOT=media):
             built = _build()
+        built.messages_left = queued(celery_broker) - before
         yield built
     finally:
         with django_db_blocker.unblock(), override_settings(MEDIA_ROOT=media):
@@ -379,6 +386,11 @@ def test_canaries_reach_only_readers(world, who, tenant, entry, request_):
         assert tenant in found, f"{where}: the reader's own canary was not found"
     if entry == "search_scope":
         assert outcome.collection_ids == visible_ids, where
+
+
+def test_building_the_matrix_leaves_no_task_on_the_queue(world):
+    """The committed uploads' ingest tasks ran in this process, not later."""
+    assert world.messages_left == 0
 
 
 def test_the_matrix_covers_every_kind_of_reader(world):

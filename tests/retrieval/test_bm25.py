@@ -1,11 +1,15 @@
-"""BM25 in PostgreSQL against an independent Python oracle, and MaxScore's exactness.
+"""BM25 in PostgreSQL against an independent Python oracle; MaxScore and the cap.
 
 The oracle tokenises each chunk's heading and text with PostgreSQL's English
 configuration (the tokeniser is not what is under test) and does everything
 else in Python: Lucene's idf, tf from the positions, document length, mean
 length over the searched collections, and an exhaustive ranking. The app's
 ranking must give the same scores, and the same top k at every depth, although
-it only lets its "essential" terms select candidates.
+it only lets its "essential" terms select candidates (MaxScore).
+
+The frequency cap (terms in many chunks never select) is an approximation by
+design: with the cap in force the ranking must equal the oracle's ranking of
+the chunks that hold a selecting term, scored over all query terms.
 """
 
 from __future__ import annotations
@@ -435,6 +439,89 @@ def test_pruning_keeps_a_chunk_made_only_of_common_terms_when_it_wins(
         got = rank(reader, make_chunks, "rareword common", depth=depth)
         assert_exact_top_k(got, expected, depth, f"depth {depth}")
         assert got[0][0] == winner
+
+
+# --- (b2) The frequency cap: common terms score but never select ---------------------
+
+
+def oracle_capped(
+    scope: list[Doc], query: str, params: Bm25
+) -> tuple[dict[int, float], set[str]]:
+    """The oracle's scores of the chunks the cap lets in, and the selecting terms.
+
+    Terms in at most max(select_share x chunks, select_floor) chunks select;
+    when none does, the one in the fewest chunks (then the first by spelling).
+    """
+    wanted = lexemes_of(query)
+    frequency = {t: sum(1 for doc in scope if t in doc.terms) for t in wanted}
+    cap = max(params.select_share * len(scope), params.select_floor)
+    selecting = {t for t, n in frequency.items() if n <= cap}
+    if wanted and not selecting:
+        selecting = {min(frequency, key=lambda t: (frequency[t], t))}
+    candidates = [doc for doc in scope if selecting & doc.terms.keys()]
+    return oracle_scores(scope, candidates, query, params), selecting
+
+
+CAPPED = Bm25(select_share=0.05, select_floor=0)  # 21 of the 420 chunks
+
+
+@pytest.mark.parametrize("depth", DEPTHS)
+def test_with_the_cap_top_k_equals_the_ranking_of_the_chunks_it_lets_in(
+    corpus, reader, depth
+):
+    scope = scope_docs(corpus, [corpus.big, corpus.small])
+    differs = 0
+    for query in generated_queries(corpus, 60):
+        got = corpus_ranking(corpus, reader, query, depth=depth, params=CAPPED)
+        expected, _ = oracle_capped(scope, query, CAPPED)
+        assert_exact_top_k(got, expected, depth, f"{query!r} depth {depth}")
+        exhaustive = oracle_scores(scope, scope, query, CAPPED)
+        best = sorted(exhaustive, key=lambda pk: (-exhaustive[pk], pk))[:depth]
+        differs += {pk for pk, _ in got} != set(best)
+    # The cap must bite on this corpus, or the test checks the exact path only.
+    assert differs >= 5, f"the cap changed only {differs} rankings"
+
+
+def test_the_default_cap_leaves_small_collections_exact(corpus, reader):
+    """Below `select_floor` chunks per term nothing is capped: the exhaustive top k."""
+    scope = scope_docs(corpus, [corpus.big, corpus.small])
+    assert Bm25().select_floor >= len(scope)
+    for query in generated_queries(corpus, 30):
+        got = corpus_ranking(corpus, reader, query, depth=20)
+        assert_exact_top_k(got, oracle_scores(scope, scope, query, Bm25()), 20, query)
+
+
+def test_the_cap_misses_a_chunk_made_only_of_common_terms(make_chunks, reader):
+    """The documented price: the short chunk of the common term alone would win,
+    but the common term is in more than the cap's share of chunks."""
+    filler = " ".join(f"filler{n}" for n in range(40))
+    long_filler = " ".join(f"long{n}" for n in range(400))
+    made = make_chunks(
+        *[("", f"common {filler}")] * 20,
+        *[("", filler)] * 30,
+        ("", "common common common common"),
+        *[("", f"rareword {long_filler}")] * 3,
+    )
+    winner, rare = made[50], made[51:]
+    capped = Bm25(select_share=0.1, select_floor=0)  # 5.4 of the 54 chunks
+    got = rank(reader, make_chunks, "rareword common", capped)
+    assert sorted(pk for pk, _ in got) == rare
+    assert winner not in dict(got)
+    # The common term still counts towards the scores of the chunks let in.
+    scope = list(oracle_docs(made).values())
+    full = oracle_scores(scope, scope, "rareword common", capped)
+    assert dict(got) == pytest.approx({pk: full[pk] for pk in rare}, rel=REL)
+
+
+def test_a_query_of_common_terms_only_is_selected_by_the_rarest(make_chunks, reader):
+    filler = " ".join(f"filler{n}" for n in range(10))
+    made = make_chunks(
+        *[("", f"common {filler}")] * 20,
+        *[("", filler)] * 30,
+    )
+    capped = Bm25(select_share=0.1, select_floor=0)  # 5 of the 50 chunks
+    got = rank(reader, make_chunks, "common filler0", capped)
+    assert sorted(pk for pk, _ in got) == made[:20]
 
 
 # --- (c) What BM25 is for -------------------------------------------------------------

@@ -115,3 +115,12 @@ def test_vectors_are_compared_at_the_models_own_size():
 
     assert passages
     assert passages[0].vector_rank == 1
+
+
+def test_hnsw_walk_widens_with_the_collection():
+    from ragapp.retrieval.search import HNSW_EF_SEARCH, hnsw_ef_search
+
+    assert hnsw_ef_search(100, 500) == 100  # small: the depth asked
+    assert hnsw_ef_search(100, 20_000) == 200
+    assert hnsw_ef_search(100, 250_000) == HNSW_EF_SEARCH
+    assert hnsw_ef_search(500, 250_000) == 500  # never narrower than the depth
