@@ -10,12 +10,15 @@ also what keeps it from quoting something merely on the same topic.
 
 from __future__ import annotations
 
+import re
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from ragapp.answers.prompts import NumberedPassage
 from ragapp.retrieval.rerank import ScoredSentence, sentence_similarities
+
+_BRACKETED_NUMBERS = re.compile(r"\[([\d\s,;]+)\]")
 
 INTRO = (
     "Extractive answer: no language model is configured, so these are the "
@@ -31,8 +34,13 @@ class ExtractiveAnswer:
     best_score: float
 
     def text(self) -> str:
-        quoted = [f"“{s.sentence}” [{s.owner}]" for s in self.sentences]
+        quoted = [f"“{_unmarked(s.sentence)}” [{s.owner}]" for s in self.sentences]
         return "\n\n".join([INTRO, *quoted])
+
+
+def _unmarked(sentence: str) -> str:
+    """A document's own "[2]" (a reference list) must not read as a citation."""
+    return _BRACKETED_NUMBERS.sub(r"(\1)", sentence)
 
 
 def extract_answer(

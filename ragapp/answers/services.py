@@ -42,6 +42,7 @@ from ragapp.answers.extractive import extract_answer
 from ragapp.answers.models import Citation, Message, Thread
 from ragapp.answers.threads import standalone_query, thread_turns
 from ragapp.documents.models import Collection
+from ragapp.documents.selectors import collection_ids_readable
 from ragapp.documents.tokens import count_tokens
 from ragapp.moderation.exceptions import ModerationUnavailableError
 from ragapp.moderation.models import ModerationCheck
@@ -170,35 +171,39 @@ class _Run:
     trace: dict = field(default_factory=dict)
     checks: list = field(default_factory=list)
     not_found: bool = False
+    finish_reason: str = ""
 
     # --- the loop ----------------------------------------------------------
 
     def events(self) -> Iterator[AnswerEvent]:
-        provider = get_chat_provider()
         message = self.message
-        message.answerer = (
-            Message.Answerer.MODEL if provider else Message.Answerer.EXTRACTIVE
-        )
-        yield Started(
-            message_id=message.pk,
-            thread_id=message.thread_id,
-            answerer=message.answerer,
-        )
         try:
+            provider = get_chat_provider()
+            message.answerer = (
+                Message.Answerer.MODEL if provider else Message.Answerer.EXTRACTIVE
+            )
+            yield Started(
+                message_id=message.pk,
+                thread_id=message.thread_id,
+                answerer=message.answerer,
+            )
             yield from self._answer(provider)
         except GeneratorExit:
-            # The reader left: keep what was written, say it is incomplete.
-            self._finish(
-                Message.Status.INTERRUPTED,
-                _("The connection closed before the answer was complete."),
-            )
+            # The reader left: keep what was written, say it is incomplete
+            # (unless the answer had already been recorded as finished).
+            if message.finished_at is None:
+                self._finish(
+                    Message.Status.INTERRUPTED,
+                    _("The connection closed before the answer was complete."),
+                )
             raise
         except Exception:
             logger.exception("Answer %s failed", message.pk)
-            yield self._finish(
-                Message.Status.FAILED,
-                _("Something went wrong while answering; the error was logged."),
-            )
+            if message.finished_at is None:
+                yield self._finish(
+                    Message.Status.FAILED,
+                    _("Something went wrong while answering; the error was logged."),
+                )
 
     def _answer(self, provider: ChatProvider | None) -> Iterator[AnswerEvent]:
         message = self.message
@@ -206,6 +211,7 @@ class _Run:
         try:
             check = screen(message.question, user=self.user, source="question")
         except ModerationUnavailableError as exc:
+            message.question_check = exc.check
             yield self._finish(Message.Status.FAILED, str(exc))
             return
         message.question_check = check
@@ -249,9 +255,21 @@ class _Run:
         if stopped is not None:
             yield stopped
             return
-        yield self._finish(
-            Message.Status.NOT_FOUND if self.not_found else Message.Status.ANSWERED
-        )
+        if self.finish_reason == "length":
+            yield self._finish(
+                Message.Status.INTERRUPTED,
+                _("The answer reached the length limit and is cut off there."),
+            )
+        elif self.finish_reason == "content_filter":
+            yield self._finish(
+                Message.Status.STOPPED,
+                _("The model's own content filter stopped the answer."),
+                retract=True,
+            )
+        else:
+            yield self._finish(
+                Message.Status.NOT_FOUND if self.not_found else Message.Status.ANSWERED
+            )
 
     # --- retrieval -----------------------------------------------------------
 
@@ -269,14 +287,13 @@ class _Run:
 
         Cosine similarity of the passage to the query, from the vector
         ranking; a passage found only by words counts when nothing was
-        measured by vectors (a collection searched by words alone).
+        measured by vectors at all (a search by words alone).
         """
-        threshold = settings.ANSWER_MIN_RELEVANCE
-        for item in self.passages:
-            score = item.passage.vector_score
-            if score is None or score >= threshold:
-                return True
-        return False
+        scores = [item.passage.vector_score for item in self.passages]
+        measured = [score for score in scores if score is not None]
+        if self.passages and not measured:
+            return True  # searched by words alone: nothing to measure by
+        return any(score >= settings.ANSWER_MIN_RELEVANCE for score in measured)
 
     # --- answerers -------------------------------------------------------------
 
@@ -331,6 +348,7 @@ class _Run:
             if finished is None:  # the provider guarantees one; be safe
                 raise ProviderStreamInterruptedError()
             self.message.model = finished.model
+            self.finish_reason = finished.finish_reason
             self._count_usage(finished, messages, written)
             if not (finished.tool_calls and offer):
                 return
@@ -363,7 +381,11 @@ class _Run:
         """Sampling settings: the collection's own when one collection is asked."""
         overrides: dict = {}
         if self.collection_ids and len(self.collection_ids) == 1:
-            collection = Collection.objects.filter(pk=self.collection_ids[0]).first()
+            # Only a collection the user may read lends its settings.
+            collection = Collection.objects.filter(
+                pk=self.collection_ids[0],
+                pk__in=collection_ids_readable(user=self.user),
+            ).first()
             if collection is not None:
                 overrides = collection.chat_options()
         return default_chat_options(**overrides)
@@ -439,14 +461,12 @@ class _Run:
                 stopped = self._moderate_answer(final=False)
                 if stopped is not None:
                     return stopped
-        except ProviderStreamInterruptedError as exc:
+        except ProviderStreamInterruptedError:
             text, new = citations.finish()
             yield from self._emit(text, new)
-            return self._finish(Message.Status.INTERRUPTED, _interrupted_text(exc))
+            return self._finish(Message.Status.INTERRUPTED, _interrupted_text())
         except ProviderError as exc:
             return self._finish(Message.Status.FAILED, str(exc))
-        except ModerationUnavailableError as exc:
-            return self._finish(Message.Status.FAILED, str(exc), retract=True)
         text, new = citations.finish()
         yield from self._emit(text, new)
         return None
@@ -485,6 +505,8 @@ class _Run:
         try:
             check = screen(window, user=self.user, source="answer")
         except ModerationUnavailableError as exc:
+            if exc.check is not None:
+                self.checks.append(exc.check)
             return self._finish(Message.Status.FAILED, str(exc), retract=True)
         self.checks.append(check)
         if not check.flagged:
@@ -600,7 +622,7 @@ def _flagged_categories(check: ModerationCheck) -> str:
     return ", ".join(names) or _("unspecified")
 
 
-def _interrupted_text(exc: Exception) -> str:
+def _interrupted_text() -> str:
     return _(
         "The model service failed part-way, so this answer is incomplete. "
         "Ask again to get a full answer."

@@ -43,8 +43,12 @@ async def in_own_thread(
 
     def produce() -> None:
         try:
-            for event in events:
-                if stop.is_set():
+            # Checked before each step, so a reader who left is noticed
+            # before more work is done for nobody.
+            while not stop.is_set():
+                try:
+                    event = next(events)
+                except StopIteration:
                     break
                 put(event)
         except Exception:

@@ -354,3 +354,39 @@ def test_follow_up_is_rewritten_by_the_model(model, staff, handbook):
     roles = [m["role"] for m in answer_body["messages"]]
     assert roles[:3] == ["system", "user", "assistant"]  # the earlier turn
     assert isinstance(events[-1], Finished)
+
+
+def test_an_answer_cut_at_the_length_limit_is_not_recorded_as_whole(
+    model, staff, handbook
+):
+    model.chat.push(
+        Reply("Meals are refunded up to 35 euros [1]", finish_reason="length")
+    )
+    events, _text, _ = run(ask(user=staff, question=QUESTION))
+    assert events[-1].status == Message.Status.INTERRUPTED
+    assert "length limit" in events[-1].reason
+
+
+def test_the_models_content_filter_stops_and_withdraws(model, staff, handbook):
+    model.chat.push(Reply("Something [1]", finish_reason="content_filter"))
+    events, _text, _ = run(ask(user=staff, question=QUESTION))
+    assert events[-1].status == Message.Status.STOPPED
+    assert events[-1].retract
+
+
+def test_another_collections_sampling_settings_are_not_borrowed(
+    model, staff, handbook, garden
+):
+    garden.answer_temperature = 1.9
+    garden.save()
+    run(ask(user=staff, question=QUESTION, collection_ids=[garden.pk]))
+    for request in model.chat.requests:
+        assert request.body.get("temperature") != 1.9
+
+
+def test_unavailable_moderation_is_linked_to_the_message(model, staff, handbook):
+    model.moderations.default = Status(500)
+    events, _text, _ = run(ask(user=staff, question=QUESTION))
+    message = Message.objects.get(pk=events[-1].message_id)
+    assert message.question_check is not None
+    assert message.question_check.status == "unavailable"

@@ -133,3 +133,27 @@ def test_reader_leaving_mid_answer_is_recorded(staff, handbook):
     message = Message.objects.get(pk=started.message_id)
     assert message.status == Message.Status.INTERRUPTED
     assert message.finished_at is not None
+
+
+def test_closing_after_the_last_event_keeps_the_recorded_status(staff, handbook):
+    stream = ask(user=staff, question="How much are meal expenses refunded per day?")
+    events = []
+    for event in stream:
+        events.append(event)
+        if isinstance(event, Finished):
+            stream.close()  # the reader leaves right at the end
+            break
+    message = Message.objects.get(pk=events[-1].message_id)
+    assert message.status == Message.Status.ANSWERED
+    assert message.citations.count() >= 1
+
+
+def test_a_documents_own_bracketed_numbers_are_not_citations():
+    from ragapp.answers.extractive import ExtractiveAnswer
+    from ragapp.retrieval.rerank import ScoredSentence
+
+    answer = ExtractiveAnswer(
+        sentences=[ScoredSentence(owner=1, sentence="As shown in [2, 3].", score=0.9)],
+        best_score=0.9,
+    )
+    assert answer.text().endswith("“As shown in (2, 3).” [1]")

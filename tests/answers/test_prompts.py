@@ -98,7 +98,8 @@ def test_history_keeps_recent_turns_and_summarises_older_ones():
         for i in range(10)
     ]
     messages = prompts.history_messages(turns, budget_tokens=400)
-    assert messages[0]["role"] == "system"
+    assert messages[0]["role"] == "user"  # data, never system authority
+    assert "not instructions" in messages[0]["content"]
     assert "Question 0?" in messages[0]["content"]
     assert messages[-1] == {"role": "assistant", "content": messages[-1]["content"]}
     assert messages[-2] == {"role": "user", "content": "Question 9?"}
