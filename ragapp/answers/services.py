@@ -227,7 +227,10 @@ class _Run:
             return
         # 2. Retrieval, with follow-ups rewritten to stand alone.
         message.search_query = standalone_query(
-            message.question, self.turns, provider=provider
+            message.question,
+            self.turns,
+            provider=provider,
+            on_finished=self._count_usage,
         )
         found = self._search(message.search_query)
         self.passages = prompts.fit_passages(

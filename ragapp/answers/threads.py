@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import re
+from collections.abc import Callable
 
 from django.contrib.auth.models import AbstractBaseUser
 from django.db.models import QuerySet
@@ -21,7 +22,7 @@ from ragapp.answers.models import Message, Thread
 from ragapp.answers.prompts import Turn
 from ragapp.documents.tokens import truncate_to_tokens
 from ragapp.providers.base import ChatProvider
-from ragapp.providers.chat import TextDelta, default_chat_options
+from ragapp.providers.chat import ChatFinished, TextDelta, default_chat_options
 from ragapp.providers.exceptions import ProviderError
 
 logger = logging.getLogger(__name__)
@@ -64,14 +65,25 @@ def is_follow_up(question: str) -> bool:
     return len(question.split()) <= 6 or bool(_ANAPHORA.search(question))
 
 
+UsageSink = Callable[[ChatFinished, list[dict], str], None]
+
+
 def standalone_query(
-    question: str, turns: list[Turn], *, provider: ChatProvider | None
+    question: str,
+    turns: list[Turn],
+    *,
+    provider: ChatProvider | None,
+    on_finished: UsageSink | None = None,
 ) -> str:
-    """Return the query to search with for `question` asked after `turns`."""
+    """Return the query to search with for `question` asked after `turns`.
+
+    `on_finished` gets the rewrite call's end (usage), its messages and text,
+    so the message's tokens and cost include it.
+    """
     if not turns or not is_follow_up(question):
         return question
     if provider is not None:
-        rewritten = _rewrite_with_model(question, turns, provider)
+        rewritten = _rewrite_with_model(question, turns, provider, on_finished)
         if rewritten:
             return rewritten
     previous = turns[-1].search_query or turns[-1].question
@@ -79,7 +91,10 @@ def standalone_query(
 
 
 def _rewrite_with_model(
-    question: str, turns: list[Turn], provider: ChatProvider
+    question: str,
+    turns: list[Turn],
+    provider: ChatProvider,
+    on_finished: UsageSink | None,
 ) -> str:
     messages: list[dict] = [{"role": "system", "content": REWRITE_PROMPT}]
     for turn in turns[-3:]:
@@ -88,12 +103,13 @@ def _rewrite_with_model(
         messages.append({"role": "assistant", "content": answer})
     messages.append({"role": "user", "content": question})
     options = default_chat_options(temperature=0, max_tokens=60)
+    text = ""
     try:
-        text = "".join(
-            event.text
-            for event in provider.stream(messages, options=options)
-            if isinstance(event, TextDelta)
-        )
+        for event in provider.stream(messages, options=options):
+            if isinstance(event, TextDelta):
+                text += event.text
+            elif on_finished is not None:
+                on_finished(event, messages, text)
     except ProviderError as exc:
         logger.warning("Follow-up rewrite skipped: %s", exc)
         return ""

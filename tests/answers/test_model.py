@@ -350,6 +350,11 @@ def test_follow_up_is_rewritten_by_the_model(model, staff, handbook):
     )
     message = Message.objects.get(pk=events[-1].message_id)
     assert message.search_query == "train travel first class director approval"
+    # The rewrite's tokens count: both calls' usage, as the stub reported it.
+    rewrite, answer = (r.body for r in model.chat.requests[-2:])
+    assert message.prompt_tokens == sum(
+        len(json.dumps(body["messages"])) // 4 for body in (rewrite, answer)
+    )
     answer_body = model.chat.requests[-1].body
     roles = [m["role"] for m in answer_body["messages"]]
     assert roles[:3] == ["system", "user", "assistant"]  # the earlier turn
