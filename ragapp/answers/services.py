@@ -137,8 +137,11 @@ def ask(
                 thread.collections.set(
                     Collection.objects.filter(pk__in=list(collection_ids))
                 )
-        elif collection_ids is None and thread.collections.exists():
-            collection_ids = list(thread.collections.values_list("pk", flat=True))
+        elif collection_ids is None:
+            # The thread's collections, or (none set) every readable one.
+            collection_ids = (
+                list(thread.collections.values_list("pk", flat=True)) or None
+            )
         turns = thread_turns(thread)
         message = Message.objects.create(thread=thread, question=question)
         Thread.objects.filter(pk=thread.pk).update(updated_at=timezone.now())
@@ -480,9 +483,9 @@ class _Run:
                 self.message.first_token_ms = _ms_since(self.started)
             self.answer += text
             yield Delta(text=text)
-        by_number = {item.number: item for item in self.passages}
         for number in new:
-            yield _citation_event(by_number[number])
+            # Passages are numbered 1, 2, … in order (see _LiveNumbers).
+            yield _citation_event(self.passages[number - 1])
 
     def _say(self, text: str) -> Iterator[AnswerEvent]:
         self.message.first_token_ms = _ms_since(self.started)

@@ -44,13 +44,18 @@ FAILURES = {
 }
 
 
-@pytest.fixture
-def moderation_api(openai_http, settings):
+def require_openai_moderation(settings) -> None:
+    """Moderation through the OpenAI format, required, with the test's timeout."""
     settings.MODERATION_PROVIDER = "openai"
     settings.MODERATION_REQUIRED = True
     settings.MODERATION_TIMEOUT_SECONDS = TIMEOUT
     settings.MODERATION_THRESHOLDS = {}
     settings.MODERATION_CATEGORIES = MODERATION_CATEGORIES
+
+
+@pytest.fixture
+def moderation_api(openai_http, settings):
+    require_openai_moderation(settings)
     return openai_http
 
 
@@ -122,11 +127,7 @@ def test_misconfigured_provider_fails_closed_too(settings):
 
 @pytest.fixture
 def stub_moderation(model_stub, settings):
-    settings.MODERATION_PROVIDER = "openai"
-    settings.MODERATION_REQUIRED = True
-    settings.MODERATION_TIMEOUT_SECONDS = TIMEOUT
-    settings.MODERATION_THRESHOLDS = {}
-    settings.MODERATION_CATEGORIES = MODERATION_CATEGORIES
+    require_openai_moderation(settings)
     return model_stub
 
 
