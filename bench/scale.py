@@ -254,6 +254,7 @@ class Setup:
     collection_id: int
     user: Any
     document_pks: dict[int, int] = field(default_factory=dict)  # index -> pk
+    last_chunk_pk: int = 0
 
 
 def create_scope() -> Setup:
@@ -353,7 +354,41 @@ def load_chunks(
                             units[offset],
                         )
                     )
+            # Sequence order is COPY order: the new ids, in the rows' order.
+            cursor.execute(
+                f"SELECT id FROM {Chunk._meta.db_table} WHERE id > %s ORDER BY id",  # noqa: S608 (the model's table)
+                [setup.last_chunk_pk],
+            )
+            chunk_pks = [pk for (pk,) in cursor.fetchall()]
+            assert len(chunk_pks) == len(rows), (len(chunk_pks), len(rows))
+            setup.last_chunk_pk = chunk_pks[-1]
+            copy_sentences(cursor, corpus, vectors, chunk_pks, [ids for _, ids in rows])
         conn.commit()
+
+
+def copy_sentences(
+    cursor: Any,
+    corpus: Corpus,
+    vectors: np.ndarray,
+    chunk_pks: list[int],
+    chunk_sentence_ids: list[list[int]],
+) -> None:
+    """Keep each chunk's sentence vectors, as ingestion does (ChunkSentence)."""
+    from pgvector import HalfVector
+
+    from ragapp.documents.models import ChunkSentence
+
+    columns = 'chunk_id, ordinal, start, "end", embedding'
+    with cursor.copy(
+        f"COPY {ChunkSentence._meta.db_table} ({columns}) FROM STDIN (FORMAT BINARY)"
+    ) as copy:
+        copy.set_types(["int8", "int2", "int4", "int4", "halfvec"])
+        for pk, ids in zip(chunk_pks, chunk_sentence_ids, strict=True):
+            start = 0
+            for ordinal, sentence in enumerate(ids):
+                end = start + len(corpus.texts[sentence])
+                copy.write_row((pk, ordinal, start, end, HalfVector(vectors[sentence])))
+                start = end + 1
 
 
 # --- Measuring ----------------------------------------------------------------
@@ -407,6 +442,8 @@ class StatementLog:
 
 
 def kind(sql: str) -> str:
+    if "documents_chunksentence" in sql:
+        return "sentences"
     if "<=>" in sql:
         return "vector"
     if "@@" in sql:
@@ -426,6 +463,7 @@ PHASES = (
     "embed",
     "vector",
     "lexical",
+    "sentences",
     "term stats",
     "query terms",
     "other SQL",
@@ -601,7 +639,13 @@ def measure(
         sums = dict.fromkeys(PHASES, 0.0)
         for statement in log.statements:
             phase = statement.kind
-            if phase not in ("vector", "lexical", "term stats", "query terms"):
+            if phase not in (
+                "vector",
+                "lexical",
+                "sentences",
+                "term stats",
+                "query terms",
+            ):
                 phase = "other SQL"
             sums[phase] += statement.seconds * 1000
         sums["embed"] = embed_ms
@@ -865,7 +909,8 @@ abstract was drawn into the corpus at that size at all.
 
 A second hybrid pass with every SQL statement timed (Django execute wrapper);
 mean / p95 ms per query. vector = the HNSW query, lexical = the BM25 ranking
-query (one or two per search, MaxScore), term stats = the lexicon reads,
+query (one or two per search, MaxScore), sentences = the best kept sentence
+of each candidate (ChunkSentence), term stats = the lexicon reads,
 query terms = `to_tsvector` of the query, other SQL = access check and the
 collections searched, SET LOCAL, savepoints and the final fetch of the
 passages; python = the rest (fusion, ORM, waiting for the query's embedding).

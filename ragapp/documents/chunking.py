@@ -89,6 +89,43 @@ def embedding_text(heading: str, text: str) -> str:
     return f"{heading}\n{text}" if heading else text
 
 
+# A long passage is cut to this many sentences where each is embedded alone
+# (kept sentence vectors, the query-time re-score): bounds the cost.
+MAX_SENTENCES_PER_PASSAGE = 24
+
+
+@dataclass(frozen=True)
+class SentenceSpan:
+    """A sentence of a passage: where it lies in the passage's normalised text."""
+
+    ordinal: int
+    start: int
+    end: int
+    text: str
+
+
+def passage_sentences(text: str) -> list[SentenceSpan]:
+    """Return the sentences of a passage (whitespace-normalised), the first 24 at most.
+
+    A passage with no sentence boundary is one sentence. Offsets index
+    `" ".join(text.split())`, the form every sentence-level scorer reads.
+    """
+    normalised = " ".join(text.split())
+    spans: list[SentenceSpan] = []
+    position = 0
+    for sentence in split_sentences(normalised) or [normalised]:
+        if len(spans) == MAX_SENTENCES_PER_PASSAGE:
+            break
+        if not sentence:
+            continue
+        start = normalised.find(sentence, position)
+        if start < 0:  # split_sentences only strips; never expected
+            start = position
+        position = start + len(sentence)
+        spans.append(SentenceSpan(len(spans), start, position, sentence))
+    return spans
+
+
 @dataclass(frozen=True)
 class ChunkDraft:
     """A chunk ready to be embedded and stored."""

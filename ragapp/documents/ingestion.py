@@ -37,14 +37,16 @@ from ragapp.documents.chunking import (
     ChunkingConfig,
     chunk_blocks,
     embedding_text,
+    passage_sentences,
 )
-from ragapp.documents.models import Chunk, Document
+from ragapp.documents.models import Chunk, ChunkSentence, Document
 from ragapp.documents.parsing import (
     ParsedDocument,
     ParseError,
     ParseLimits,
     parse_file_isolated,
 )
+from ragapp.providers.base import EmbeddingProvider
 from ragapp.providers.embeddings import get_embedding_provider
 from ragapp.providers.exceptions import (
     ProviderConfigurationError,
@@ -387,18 +389,64 @@ def _embed_claimed(claim: Claim) -> bool:
         raise ClaimLostError(document.pk)
     provider = get_embedding_provider(document.collection.embedding_model)
     while batch := list(pending[:EMBED_BATCH]):
-        vectors = provider.embed(
-            [embedding_text(chunk.heading, chunk.text) for chunk in batch]
-        )
-        for chunk, vector in zip(batch, vectors, strict=True):
-            chunk.embedding = vector
+        sentences = _embed_batch(provider, batch)
         # A worker that lost its claim may still write here: the vectors are the
-        # same model's for the same text, so the second writer changes nothing.
-        Chunk.objects.bulk_update(batch, ["embedding"])
+        # same model's for the same text, so the second writer changes nothing
+        # (and its sentences collide with the first writer's and are dropped).
+        # One transaction: a chunk with a vector has all its sentences.
+        with transaction.atomic():
+            ChunkSentence.objects.bulk_create(sentences, ignore_conflicts=True)
+            Chunk.objects.bulk_update(batch, ["embedding"])
         done = total - pending.count()
         _update_claimed(claim, progress_done=done, progress_total=total)
     _swap_in(claim, document, version)
     return True
+
+
+def _embed_batch(
+    provider: EmbeddingProvider, batch: list[Chunk]
+) -> list[ChunkSentence]:
+    """Set each chunk's vector; return its sentences' rows, vectors and all.
+
+    One call to the model for chunks and sentences together. A chunk of one
+    sentence would embed the same text twice, so its sentence takes the
+    chunk's vector.
+    """
+    spans = [
+        passage_sentences(chunk.text) if settings.INDEX_SENTENCES else []
+        for chunk in batch
+    ]
+    separate = [
+        (chunk, span)
+        for chunk, chunk_spans in zip(batch, spans, strict=True)
+        if len(chunk_spans) > 1
+        for span in chunk_spans
+    ]
+    vectors = provider.embed(
+        [embedding_text(chunk.heading, chunk.text) for chunk in batch]
+        + [embedding_text(chunk.heading, span.text) for chunk, span in separate]
+    )
+    for chunk, vector in zip(batch, vectors[: len(batch)], strict=True):
+        chunk.embedding = vector
+    single = [
+        (chunk, chunk_spans[0], chunk.embedding)
+        for chunk, chunk_spans in zip(batch, spans, strict=True)
+        if len(chunk_spans) == 1
+    ]
+    multiple = [
+        (chunk, span, vector)
+        for (chunk, span), vector in zip(separate, vectors[len(batch) :], strict=True)
+    ]
+    return [
+        ChunkSentence(
+            chunk=chunk,
+            ordinal=span.ordinal,
+            start=span.start,
+            end=span.end,
+            embedding=vector,
+        )
+        for chunk, span, vector in single + multiple
+    ]
 
 
 def _swap_in(claim: Claim, document: Document, version: int) -> None:

@@ -11,7 +11,7 @@ from django.db import models
 from django.db.models.functions import Cast
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
-from pgvector.django import HnswIndex, VectorField
+from pgvector.django import HalfVectorField, HnswIndex, VectorField
 
 from ragapp.providers.catalog import (
     INDEXED_DIMENSIONS,
@@ -191,6 +191,13 @@ class Document(models.Model):
                 condition=~models.Q(sha256=""),
                 violation_error_message=_("This file is already in the collection."),
             ),
+            # Half of what lets searches skip documents that are ready
+            # (retrieval.search.searchable_chunks); the other half is that
+            # the swap to ready deletes every other version's chunks.
+            models.CheckConstraint(
+                condition=~models.Q(status="ready") | models.Q(indexed_version__gt=0),
+                name="document_ready_is_indexed",
+            ),
         ]
         indexes = [
             models.Index(
@@ -200,6 +207,12 @@ class Document(models.Model):
                 fields=["status", "lease_expires_at"],
                 name="document_pending_work",
                 condition=models.Q(status__in=["queued", "parsing", "embedding"]),
+            ),
+            # The few documents whose chunks searches must check one by one.
+            models.Index(
+                fields=["id", "indexed_version"],
+                name="document_not_ready",
+                condition=~models.Q(status="ready"),
             ),
         ]
 
@@ -302,3 +315,36 @@ class Chunk(models.Model):
 
     def __str__(self) -> str:
         return f"{self.document} #{self.ordinal}"
+
+
+class ChunkSentence(models.Model):
+    """A sentence of a chunk, embedded on its own at indexing time.
+
+    A chunk's vector averages all its sentences, so a passage whose one
+    sentence answers a question competes with its own filler. Searches score
+    a candidate passage by its best sentence too (retrieval/search.py), which
+    lifted SciFact nDCG@10 (docs/BENCHMARKS.md); kept vectors make that a
+    lookup instead of embeddings at query time. Half precision: the score
+    only compares, and it halves the table.
+    """
+
+    # The unique constraint's index leads with the chunk; no second index.
+    chunk = models.ForeignKey(
+        Chunk, on_delete=models.CASCADE, related_name="sentences", db_index=False
+    )
+    ordinal = models.PositiveSmallIntegerField()
+    # Where the sentence lies in the chunk's whitespace-normalised text.
+    start = models.PositiveIntegerField()
+    end = models.PositiveIntegerField()
+    embedding = HalfVectorField()
+
+    class Meta:
+        ordering = ["chunk", "ordinal"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["chunk", "ordinal"], name="chunk_sentence_unique_position"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.chunk} sentence {self.ordinal}"

@@ -91,18 +91,21 @@ def _tsquery(lexemes: list[str]) -> str:
 
 
 def _score_sql(stats: TermStatistics, params: Bm25) -> str:
-    """BM25 of the row's chunk; parameters: query lexemes, lexemes, weights.
+    """BM25 of the row's chunk; parameters: weights, lexemes, lexemes again.
 
     Unnesting a whole tsvector per candidate dominated the query (4x slower
     on SciFact), so C functions first cut it to the query's lexemes: the
     search vector carries no weights (all D), `setweight` marks the query's
-    lexemes A and `ts_filter` keeps only those, positions and all.
+    lexemes A and `ts_filter` keeps only those, positions and all. Each
+    lexeme's weight is then read from an array by position; joining the
+    weights as a table cost a hash join per candidate (twice the time at
+    250,000 chunks, docs/bench/scale.md).
     """
     k1, b = float(params.k1), float(params.b)
     mean = float(stats.mean_length)
     return f"""(
         SELECT coalesce(sum(
-            w.weight * x.tf * {k1 + 1.0!r}
+            (%s::float8[])[array_position(%s::text[], x.lexeme)] * x.tf * {k1 + 1.0!r}
             / (x.tf + {k1!r} * (1 - {b!r} + {b!r} * {_CHUNKS}.search_length / {mean!r}))
         ), 0)
         FROM (
@@ -111,7 +114,6 @@ def _score_sql(stats: TermStatistics, params: Bm25) -> str:
                 setweight({_CHUNKS}.search_vector, 'A', %s::text[]), '{{a}}'
             )) t
         ) x
-        JOIN unnest(%s::text[], %s::float8[]) AS w(lexeme, weight) USING (lexeme)
     )"""
 
 
@@ -137,7 +139,7 @@ def _ranked(
         .annotate(
             bm25=RawSQL(
                 _score_sql(stats, params),
-                [lexemes, lexemes, [weights[lexeme] for lexeme in lexemes]],
+                [[weights[lexeme] for lexeme in lexemes], lexemes, lexemes],
                 output_field=FloatField(),
             )
         )

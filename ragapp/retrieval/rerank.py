@@ -16,12 +16,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ragapp.documents.chunking import embedding_text, split_sentences
+from ragapp.documents.chunking import embedding_text, passage_sentences
 from ragapp.documents.models import Chunk
 from ragapp.providers.embeddings import get_embedding_provider
-
-# A long passage is cut to this many sentences: bounds the query's cost.
-MAX_SENTENCES_PER_PASSAGE = 24
 
 
 def sentence_scores(
@@ -61,14 +58,12 @@ def sentence_similarities(
     sentences: list[str] = []
     texts: list[str] = []
     for owner, heading, text in passages:
-        split = split_sentences(" ".join(text.split()))
-        for sentence in split[:MAX_SENTENCES_PER_PASSAGE] or [text]:
+        for sentence in passage_sentences(text):
             if max_total is not None and len(texts) >= max_total:
                 break
-            if sentence.strip():
-                owners.append(owner)
-                sentences.append(sentence)
-                texts.append(embedding_text(heading, sentence))
+            owners.append(owner)
+            sentences.append(sentence.text)
+            texts.append(embedding_text(heading, sentence.text))
     if not texts:
         return []
     provider = get_embedding_provider(model)

@@ -20,11 +20,12 @@ from typing import NamedTuple
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
 from django.db import connection, transaction
-from django.db.models import F, OuterRef, QuerySet, Subquery
-from django.db.models.functions import Cast
+from django.db.models import Exists, OuterRef, QuerySet, Subquery
+from django.db.models.functions import Cast, Coalesce
+from pgvector import HalfVector
 from pgvector.django import CosineDistance, VectorField
 
-from ragapp.documents.models import Chunk, Collection
+from ragapp.documents.models import Chunk, ChunkSentence, Collection, Document
 from ragapp.documents.selectors import collection_ids_readable
 from ragapp.providers.embeddings import get_embedding_provider
 from ragapp.providers.exceptions import ProviderError
@@ -69,6 +70,9 @@ class SearchConfig:
 
     fusion: str = "weighted"
     lexical_weight: float = 0.55
+    # Weight of each candidate's best kept sentence (ChunkSentence) against
+    # the fused BM25 and passage-vector score; 0 leaves it out.
+    sentence_weight: float = 0.0
     depth: int = 100
     bm25: Bm25 = field(default_factory=Bm25)
     use_vector: bool = True
@@ -111,6 +115,7 @@ class Passage:
     lexical_rank: int | None
     vector_score: float | None = None
     lexical_score: float | None = None
+    sentence_score: float | None = None
     rerank_score: float | None = None
 
 
@@ -176,11 +181,22 @@ def searchable_chunks(
     `searched_collections` resolved): the access subquery stays, and the
     planner can weigh the constants against its statistics, which it cannot
     do through the subquery.
+
+    A ready document has only its indexed version's chunks: the swap to
+    ready deletes the others in the same transaction, and chunks are only
+    written while the document is not ready (documents/ingestion.py). So
+    only documents that are not ready (a partial index holds the few) are
+    checked chunk by chunk; joining every document cost 7 ms a statement at
+    250,000 chunks (docs/bench/scale.md).
     """
+    unsearchable_version = (
+        Document.objects.filter(pk=OuterRef("document_id"))
+        .exclude(status=Document.Status.READY)
+        .exclude(indexed_version=OuterRef("version"))
+    )
     chunks = Chunk.objects.filter(
+        ~Exists(unsearchable_version),
         collection_id__in=search_scope(user=user, collection_ids=collection_ids),
-        document__indexed_version__gt=0,
-        version=F("document__indexed_version"),
     )
     if within is not None:
         chunks = chunks.filter(collection_id__in=sorted(within))
@@ -247,6 +263,46 @@ def vector_ranking(
     return [(pk, 1.0 - distance) for distance, pk in sorted(scored)[:depth]]
 
 
+def sentence_ranking(
+    chunks: QuerySet[Chunk],
+    *,
+    candidates: Iterable[int],
+    vectors: dict[str, Sequence[float]],
+) -> list[tuple[int, float]]:
+    """Return (chunk pk, cosine similarity of its best sentence) for `candidates`.
+
+    Reads the sentence vectors kept at indexing: no embedding at query time.
+    A chunk indexed without them (RAGAPP_INDEX_SENTENCES off, or before they
+    existed) scores by its own vector, which is what its one "sentence"
+    would be. The candidates are filtered through `chunks`, so the access
+    rule holds here as in the rankings that proposed them.
+    """
+    candidates = sorted(set(candidates))
+    scored: list[tuple[int, float]] = []
+    for model, vector in vectors.items():
+        dimensions = get_embedding_provider(model).dimensions
+        best_sentence = (
+            ChunkSentence.objects.filter(chunk_id=OuterRef("pk"))
+            .annotate(distance=CosineDistance("embedding", HalfVector(vector)))
+            .order_by("distance")
+            .values("distance")[:1]
+        )
+        own = CosineDistance(
+            Cast("embedding", VectorField(dimensions=dimensions)), vector
+        )
+        rows = (
+            chunks.filter(
+                pk__in=candidates,
+                collection__embedding_model=model,
+                embedding_dimensions=dimensions,
+            )
+            .annotate(distance=Coalesce(Subquery(best_sentence), own))
+            .values_list("pk", "distance")
+        )
+        scored.extend((pk, 1.0 - distance) for pk, distance in rows)
+    return scored
+
+
 def chunk_search(
     *,
     user: AbstractBaseUser | AnonymousUser,
@@ -295,14 +351,22 @@ def chunk_search(
         )
     if lexical is not None:
         rankings["lexical"] = lexical
+    if embedding is not None and config.sentence_weight:
+        rankings["sentences"] = sentence_ranking(
+            chunks,
+            candidates=(pk for ranking in rankings.values() for pk, _ in ranking),
+            vectors=embedding.result(),
+        )
     if config.fusion == "rrf":
         fused = reciprocal_rank(rankings)
     else:
+        passages = 1.0 - config.sentence_weight
         fused = weighted_z(
             rankings,
             weights={
-                "lexical": config.lexical_weight,
-                "vector": 1.0 - config.lexical_weight,
+                "lexical": passages * config.lexical_weight,
+                "vector": passages * (1.0 - config.lexical_weight),
+                "sentences": config.sentence_weight,
             },
         )
     order = sorted(fused, key=lambda pk: (-fused[pk], pk))
@@ -367,6 +431,7 @@ def _passages(
             continue
         vector = positions.get("vector", {}).get(pk, (None, None))
         lexical = positions.get("lexical", {}).get(pk, (None, None))
+        sentence = positions.get("sentences", {}).get(pk, (None, None))
         passages.append(
             Passage(
                 chunk_id=pk,
@@ -382,6 +447,7 @@ def _passages(
                 lexical_rank=lexical[0],
                 vector_score=vector[1],
                 lexical_score=lexical[1],
+                sentence_score=sentence[1],
                 rerank_score=reranked.get(pk),
             )
         )

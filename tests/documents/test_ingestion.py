@@ -20,7 +20,9 @@ from django.utils import timezone
 
 from ragapp.documents import ingestion, services
 from ragapp.documents.exceptions import DocumentActionError
-from ragapp.documents.models import Chunk, Document
+from ragapp.documents.chunking import embedding_text, passage_sentences
+from ragapp.documents.models import Chunk, ChunkSentence, Document
+from ragapp.providers.embeddings import get_embedding_provider
 from ragapp.providers.catalog import EMBEDDING_DIMENSIONS
 from tests.factories import ChunkFactory, CollectionFactory
 from tests.files import docx_ratio_bomb, text_pdf
@@ -80,6 +82,55 @@ def test_markdown_goes_from_queued_to_ready_with_embedded_chunks(collection):
     assert all(len(c.embedding) == collection.embedding_dimensions for c in chunks)
     assert any("40 euros" in c.text and c.heading.endswith("Expenses") for c in chunks)
     assert all(c.page_start is None for c in chunks)
+
+
+def _floats(vector) -> list[float]:
+    return [float(x) for x in getattr(vector, "to_list", lambda: vector)()]
+
+
+def test_every_sentence_of_a_chunk_is_embedded_on_its_own(collection):
+    document = ingest(upload(collection, MARKDOWN, "travel.md"))
+    provider = get_embedding_provider(collection.embedding_model)
+    chunks = Chunk.objects.filter(document=document).prefetch_related("sentences")
+    several = 0
+    for chunk in chunks:
+        spans = passage_sentences(chunk.text)
+        kept = list(chunk.sentences.order_by("ordinal"))
+        assert [(s.ordinal, s.start, s.end) for s in kept] == [
+            (span.ordinal, span.start, span.end) for span in spans
+        ]
+        if len(spans) == 1:
+            # One sentence: the chunk's own vector, not a second embedding.
+            assert _floats(kept[0].embedding) == pytest.approx(
+                list(chunk.embedding), abs=1e-3
+            )
+            continue
+        several += 1
+        expected = provider.embed(
+            [embedding_text(chunk.heading, span.text) for span in spans]
+        )
+        for sentence, vector in zip(kept, expected, strict=True):
+            # Half precision: three significant digits.
+            assert _floats(sentence.embedding) == pytest.approx(vector, abs=2e-3)
+    assert several, "the fixture should have a chunk of several sentences"
+
+
+def test_sentences_are_not_embedded_when_switched_off(collection, settings):
+    settings.INDEX_SENTENCES = False
+    document = ingest(upload(collection, MARKDOWN, "travel.md"))
+    assert document.status == Status.READY
+    assert not ChunkSentence.objects.filter(chunk__document=document).exists()
+
+
+def test_a_second_writer_of_the_same_batch_adds_no_sentence(collection):
+    """A worker that lost its claim may still write: its rows collide and drop."""
+    document = ingest(upload(collection, MARKDOWN, "travel.md"))
+    before = ChunkSentence.objects.filter(chunk__document=document).count()
+    batch = list(Chunk.objects.filter(document=document))
+    provider = get_embedding_provider(collection.embedding_model)
+    rows = ingestion._embed_batch(provider, batch)
+    ChunkSentence.objects.bulk_create(rows, ignore_conflicts=True)
+    assert ChunkSentence.objects.filter(chunk__document=document).count() == before
 
 
 def test_pdf_chunks_know_their_pages(collection):
@@ -354,6 +405,8 @@ def test_reindex_swaps_in_a_new_version_and_drops_the_old(collection):
     chunks = Chunk.objects.filter(document=document)
     assert set(chunks.values_list("version", flat=True)) == {2}
     assert not old_ids & set(chunks.values_list("pk", flat=True))
+    assert not ChunkSentence.objects.filter(chunk_id__in=old_ids).exists()
+    assert ChunkSentence.objects.filter(chunk__document=document).exists()
 
 
 def test_leftovers_of_a_killed_attempt_are_replaced_not_duplicated(collection):

@@ -28,7 +28,9 @@ from ragapp.retrieval.lexicon import lexicon_drift, term_statistics
 from ragapp.retrieval.search import (
     chunk_search,
     search_scope,
+    query_vectors,
     searchable_chunks,
+    sentence_ranking,
     vector_ranking,
 )
 from tests.conftest import TEST_REDIS_URL
@@ -277,6 +279,16 @@ def call_vector_ranking(world, user, tenant, request) -> list[int]:
     return [pk for pk, _ in ranking]
 
 
+def call_sentence_ranking(world, user, tenant, request) -> list[int]:
+    """Forged candidates: every chunk of every tenant, proposed for re-scoring."""
+    ranking = sentence_ranking(
+        _chunks(world, user, tenant, request),
+        candidates=world.tenant_of_chunk,
+        vectors=query_vectors(canary(tenant), [FAST_MODEL]),
+    )
+    return [pk for pk, _ in ranking]
+
+
 def call_bm25_ranking(world, user, tenant, request) -> list[int]:
     ranking = bm25_ranking(
         _chunks(world, user, tenant, request),
@@ -337,6 +349,7 @@ ENTRY_POINTS = {
     "searchable_chunks": (call_searchable_chunks, read_chunks, CHUNK_REQUESTS),
     "vector_ranking": (call_vector_ranking, read_chunks, CHUNK_REQUESTS),
     "bm25_ranking": (call_bm25_ranking, read_chunks, CHUNK_REQUESTS),
+    "sentence_ranking": (call_sentence_ranking, read_chunks, CHUNK_REQUESTS),
     "chunk_search": (call_chunk_search, read_passages, CHUNK_REQUESTS),
 }
 CASES = [
@@ -403,7 +416,8 @@ def test_the_matrix_covers_every_kind_of_reader(world):
 # --- The SQL carries the access predicate -------------------------------------------------
 
 READS_CONTENT = re.compile(
-    r"\b(documents_chunk|retrieval_lexiconterm|retrieval_collectionlexicon)\b"
+    r"\b(documents_chunk|documents_chunksentence|retrieval_lexiconterm"
+    r"|retrieval_collectionlexicon)\b"
 )
 READS_COLLECTIONS = re.compile(r"\bdocuments_collection\b")
 
