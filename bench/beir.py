@@ -330,8 +330,10 @@ def tune(
     from ragapp.retrieval.lexical import Bm25, bm25_ranking
     from ragapp.retrieval.search import (
         DEFAULT_CONFIG,
+        query_vectors,
         search_scope,
         searchable_chunks,
+        sentence_ranking,
         vector_ranking,
     )
 
@@ -366,36 +368,74 @@ def tune(
     for k1 in grid_k1:
         for b in grid_b:
             try_bm25(replace(default_bm25, k1=k1, b=b))
-    vectors = {
-        qid: vector_ranking(chunks, query=text, depth=depth)
-        for qid, text in queries.items()
-    }
-    best_weight, best_fused = 0.0, -1.0
-    for step in range(21) if grid else [round(DEFAULT_CONFIG.lexical_weight * 20)]:
-        weight = step / 20
+    vectors, sentences = {}, {}
+    for qid, text in queries.items():
+        embedded = query_vectors(text, [collection.embedding_model])
+        vectors[qid] = vector_ranking(chunks, query=text, depth=depth, vectors=embedded)
+        candidates = {pk for pk, _ in lexical[qid]} | {pk for pk, _ in vectors[qid]}
+        sentences[qid] = sentence_ranking(
+            chunks, candidates=candidates, vectors=embedded
+        )
+
+    def fuse(qid: str, weight: float, sentence_weight: float) -> dict[int, float]:
+        """As chunk_search fuses (search.py): BM25 and passage vectors share
+        1 - sentence_weight."""
+        passages = 1 - sentence_weight
+        return weighted_z(
+            {
+                "lexical": lexical[qid],
+                "vector": vectors[qid],
+                "sentences": sentences[qid],
+            },
+            weights={
+                "lexical": passages * weight,
+                "vector": passages * (1 - weight),
+                "sentences": sentence_weight,
+            },
+        )
+
+    default_weights = (DEFAULT_CONFIG.lexical_weight, DEFAULT_CONFIG.sentence_weight)
+    grid_weights = (
+        [(lw / 20, sw / 20) for lw in range(21) for sw in range(17)]
+        if grid
+        else [default_weights]
+    )
+    best_weight, best_sentence_weight, best_fused = 0.0, 0.0, -1.0
+    for weight, sentence_weight in grid_weights:
         ranked = {}
         for qid in queries:
-            fused = weighted_z(
-                {"lexical": lexical[qid], "vector": vectors[qid]},
-                weights={"lexical": weight, "vector": 1 - weight},
-            )
+            fused = fuse(qid, weight, sentence_weight)
             order = sorted(fused, key=lambda pk: (-fused[pk], pk))
             ranked[qid] = documents_ranked(order, ids)
         score = measure(qrels, ranked)["ndcg10"]
-        print(f"  weighted lexical={weight:.2f}: nDCG@10 {score:.2f}", flush=True)
+        if sentence_weight in (0.0, 0.5) or not grid:
+            print(
+                f"  weighted lexical={weight:.2f} sentences={sentence_weight:.2f}:"
+                f" nDCG@10 {score:.2f}",
+                flush=True,
+            )
         if score > best_fused:
-            best_weight, best_fused = weight, score
-    tuned = replace(DEFAULT_CONFIG, bm25=best_bm25, lexical_weight=best_weight)
+            best_weight, best_sentence_weight, best_fused = (
+                weight,
+                sentence_weight,
+                score,
+            )
+    tuned = replace(
+        DEFAULT_CONFIG,
+        bm25=best_bm25,
+        lexical_weight=best_weight,
+        sentence_weight=best_sentence_weight,
+    )
     # Sentence embeddings cost about a second a query here: a fixed sample
     # (none: the re-score keeps its default weight).
     sample = dict(list(queries.items())[:rerank_sample])
     if sample:
-        rerank_weight = tune_rerank(
-            sample, qrels, ids, lexical, vectors, best_weight, tuned.rerank_depth
-        )
+        fused = {qid: fuse(qid, best_weight, best_sentence_weight) for qid in sample}
+        rerank_weight = tune_rerank(sample, qrels, ids, fused, tuned.rerank_depth)
         tuned = replace(tuned, rerank_weight=rerank_weight)
     print(
         f"tuned: k1={best_bm25.k1} b={best_bm25.b} lexical_weight={best_weight}"
+        f" sentence_weight={best_sentence_weight}"
         f" (train nDCG@10 {best_fused:.2f}); code default: {DEFAULT_CONFIG}",
         flush=True,
     )
@@ -406,22 +446,17 @@ def tune_rerank(
     queries: dict[str, str],
     qrels: dict,
     ids: dict,
-    lexical: dict,
-    vectors: dict,
-    lexical_weight: float,
+    fused_by_query: dict[str, dict[int, float]],
     depth: int,
 ) -> float:
-    """Pick the sentence re-score's weight on train (sentences embedded once per query)."""
+    """Pick the query-time sentence re-score's weight on train (embedded once per query)."""
     from ragapp.documents.models import Chunk
     from ragapp.retrieval.fusion import weighted_z
     from ragapp.retrieval.rerank import sentence_scores
 
     fused_top, sentences = {}, {}
     for qid, text in queries.items():
-        fused = weighted_z(
-            {"lexical": lexical[qid], "vector": vectors[qid]},
-            weights={"lexical": lexical_weight, "vector": 1 - lexical_weight},
-        )
+        fused = fused_by_query[qid]
         order = sorted(fused, key=lambda pk: (-fused[pk], pk))
         fused_top[qid] = (order, fused)
         chunks = list(Chunk.objects.filter(pk__in=order[:depth]))
@@ -565,9 +600,11 @@ def evaluate_all(args: argparse.Namespace, scifact: Path) -> None:
         )
         notes.append(
             f"Tuned on train: BM25 k1={config.bm25.k1}, b={config.bm25.b}; "
-            f"BM25 weight {config.lexical_weight}; sentence re-score weight "
+            f"BM25 weight {config.lexical_weight}; kept-sentence weight "
+            f"{config.sentence_weight}; query-time sentence re-score weight "
             f"{config.rerank_weight}. Code default: k1={DEFAULT_CONFIG.bm25.k1}, "
             f"b={DEFAULT_CONFIG.bm25.b}, weight {DEFAULT_CONFIG.lexical_weight}, "
+            f"kept-sentence weight {DEFAULT_CONFIG.sentence_weight}, "
             f"re-score weight {DEFAULT_CONFIG.rerank_weight}."
         )
 
@@ -587,11 +624,29 @@ def evaluate_all(args: argparse.Namespace, scifact: Path) -> None:
         evaluate(
             f"{DEFAULT_MODEL} (vector only)",
             main_collection,
-            replace(config, use_lexical=False),
+            replace(config, use_lexical=False, sentence_weight=0.0),
         )
     )
     rows.append(
-        evaluate("hybrid, RRF k=60", main_collection, replace(config, fusion="rrf"))
+        evaluate(
+            "best kept sentence of the vector top 100",
+            main_collection,
+            replace(config, use_lexical=False, sentence_weight=1.0),
+        )
+    )
+    rows.append(
+        evaluate(
+            "hybrid, RRF k=60 (BM25, passages, sentences)",
+            main_collection,
+            replace(config, fusion="rrf"),
+        )
+    )
+    rows.append(
+        evaluate(
+            "hybrid, weighted z-score, no sentences (BM25 weight 0.55)",
+            main_collection,
+            replace(config, sentence_weight=0.0, lexical_weight=0.55),
+        )
     )
     default = evaluate("hybrid, weighted z-score (default)", main_collection, config)
     rows.append(default)

@@ -69,10 +69,12 @@ class SearchConfig:
     """
 
     fusion: str = "weighted"
-    lexical_weight: float = 0.55
+    # BM25's share of the passage-level fusion (the rest: passage vectors).
+    lexical_weight: float = 0.75
     # Weight of each candidate's best kept sentence (ChunkSentence) against
-    # the fused BM25 and passage-vector score; 0 leaves it out.
-    sentence_weight: float = 0.0
+    # the passage-level fusion; 0 leaves it out. Tuned together on SciFact
+    # train: BM25 0.34, passage vectors 0.11, best sentence 0.55 in all.
+    sentence_weight: float = 0.55
     depth: int = 100
     bm25: Bm25 = field(default_factory=Bm25)
     use_vector: bool = True
@@ -269,7 +271,9 @@ def sentence_ranking(
     candidates: Iterable[int],
     vectors: dict[str, Sequence[float]],
 ) -> list[tuple[int, float]]:
-    """Return (chunk pk, cosine similarity of its best sentence) for `candidates`.
+    """Return (chunk pk, cosine similarity of its best sentence), best first.
+
+    Only `candidates` are scored (the other rankings' picks).
 
     Reads the sentence vectors kept at indexing: no embedding at query time.
     A chunk indexed without them (RAGAPP_INDEX_SENTENCES off, or before they
@@ -300,7 +304,7 @@ def sentence_ranking(
             .values_list("pk", "distance")
         )
         scored.extend((pk, 1.0 - distance) for pk, distance in rows)
-    return scored
+    return sorted(scored, key=lambda item: (-item[1], item[0]))
 
 
 def chunk_search(
