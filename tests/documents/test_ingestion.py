@@ -19,11 +19,11 @@ from django.db import connections
 from django.utils import timezone
 
 from ragapp.documents import ingestion, services
-from ragapp.documents.exceptions import DocumentActionError
 from ragapp.documents.chunking import embedding_text, passage_sentences
+from ragapp.documents.exceptions import DocumentActionError
 from ragapp.documents.models import Chunk, ChunkSentence, Document
-from ragapp.providers.embeddings import get_embedding_provider
 from ragapp.providers.catalog import EMBEDDING_DIMENSIONS
+from ragapp.providers.embeddings import get_embedding_provider
 from tests.factories import ChunkFactory, CollectionFactory
 from tests.files import docx_ratio_bomb, text_pdf
 

@@ -27,8 +27,8 @@ from ragapp.retrieval.lexical import bm25_ranking, query_terms
 from ragapp.retrieval.lexicon import lexicon_drift, term_statistics
 from ragapp.retrieval.search import (
     chunk_search,
-    search_scope,
     query_vectors,
+    search_scope,
     searchable_chunks,
     sentence_ranking,
     vector_ranking,

@@ -2,13 +2,22 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 from django.contrib.auth.models import Group
 
 from ragapp.documents import ingestion, services
-from ragapp.documents.models import Chunk, Document
+from ragapp.documents.chunking import embedding_text, passage_sentences
+from ragapp.documents.models import Chunk, ChunkSentence, Document
 from ragapp.providers.catalog import EMBEDDING_DIMENSIONS
-from ragapp.retrieval.search import chunk_search, searchable_chunks_sql
+from ragapp.providers.embeddings import get_embedding_provider
+from ragapp.retrieval.search import (
+    chunk_search,
+    query_vectors,
+    searchable_chunks,
+    searchable_chunks_sql,
+    sentence_ranking,
+)
 from tests.factories import CollectionFactory, UserFactory
 from tests.factories import indexed_document as ingest_text
 
@@ -124,3 +133,86 @@ def test_hnsw_walk_widens_with_the_collection():
     assert hnsw_ef_search(100, 20_000) == 200
     assert hnsw_ef_search(100, 250_000) == HNSW_EF_SEARCH
     assert hnsw_ef_search(500, 250_000) == 500  # never narrower than the depth
+
+
+# --- the best kept sentence ---------------------------------------------------------
+
+REPORT = (
+    "# Field report\n\n"
+    "The weather was mild all week. Lunch was served at noon. "
+    "The north turbine bearing overheated on Tuesday. Staff parked in lot C.\n"
+)
+
+
+def _reader_of(collection):
+    group = Group.objects.create(name=f"readers-{collection.pk}")
+    user = UserFactory()
+    user.groups.add(group)
+    collection.reader_groups.add(group)
+    return user
+
+
+@pytest.fixture
+def report():
+    collection = CollectionFactory(
+        embedding_model=FAST_MODEL,
+        embedding_dimensions=EMBEDDING_DIMENSIONS[FAST_MODEL],
+    )
+    user = _reader_of(collection)
+    document = ingest_text(collection, "report.md", REPORT)
+    return user, Chunk.objects.get(document=document)
+
+
+def _cosine(a, b) -> float:
+    a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
+    return float(a @ b / (np.linalg.norm(a) * np.linalg.norm(b)))
+
+
+def test_a_passage_scores_as_its_best_sentence(report):
+    user, chunk = report
+    query = "turbine bearing overheating"
+    vectors = query_vectors(query, [FAST_MODEL])
+    ((pk, score),) = sentence_ranking(
+        searchable_chunks(user=user), candidates=[chunk.pk], vectors=vectors
+    )
+    provider = get_embedding_provider(FAST_MODEL)
+    sentences = passage_sentences(chunk.text)
+    assert len(sentences) == 4
+    embedded = provider.embed(
+        [embedding_text(chunk.heading, s.text) for s in sentences]
+    )
+    by_sentence = [_cosine(vectors[FAST_MODEL], v) for v in embedded]
+    assert pk == chunk.pk
+    assert score == pytest.approx(max(by_sentence), abs=5e-3)  # half precision
+    assert by_sentence.index(max(by_sentence)) == 2  # the turbine sentence
+    assert score > _cosine(vectors[FAST_MODEL], chunk.embedding)
+
+
+def test_a_passage_without_kept_sentences_scores_as_its_own_vector(report):
+    user, chunk = report
+    ChunkSentence.objects.filter(chunk=chunk).delete()  # indexed before they existed
+    vectors = query_vectors("turbine bearing", [FAST_MODEL])
+    ((_, score),) = sentence_ranking(
+        searchable_chunks(user=user), candidates=[chunk.pk], vectors=vectors
+    )
+    assert score == pytest.approx(
+        _cosine(vectors[FAST_MODEL], chunk.embedding), abs=1e-5
+    )
+
+
+def test_sentence_scores_come_best_first_and_reach_the_passages(tenants):
+    user_a, _ = tenants["A"]
+    passages = chunk_search(user=user_a, query="vault code", limit=10)
+    assert passages
+    assert all(p.sentence_score is not None for p in passages)
+    vectors = query_vectors("vault code", [FAST_MODEL])
+    ranking = sentence_ranking(
+        searchable_chunks(user=user_a),
+        candidates=[p.chunk_id for p in passages],
+        vectors=vectors,
+    )
+    scores = [score for _, score in ranking]
+    assert scores == sorted(scores, reverse=True)
+    assert dict(ranking) == pytest.approx(
+        {p.chunk_id: p.sentence_score for p in passages}
+    )
