@@ -104,8 +104,16 @@ def embedded_server() -> Iterator[embedded_postgres.EmbeddedPostgres | None]:
 
 @pytest.fixture(scope="session")
 def django_db_setup(embedded_server, django_db_setup):
-    """Create the test database inside the embedded server (after it is up)."""
-    return
+    """Create the test database inside the embedded server (after it is up).
+
+    Searches outside a transaction rank by vectors on threads that keep
+    their own connections; those close first, or the test database could
+    not be dropped.
+    """
+    from ragapp.retrieval.search import close_vector_side_connections
+
+    yield
+    close_vector_side_connections()
 
 
 # --- Celery worker (RW in the reliability plan) ---------------------------------

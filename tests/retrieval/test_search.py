@@ -5,6 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from django.contrib.auth.models import Group
+from django.db import connection, transaction
+from django.test.utils import CaptureQueriesContext
 
 from ragapp.documents import ingestion, services
 from ragapp.documents.chunking import embedding_text, passage_sentences
@@ -216,3 +218,30 @@ def test_sentence_scores_come_best_first_and_reach_the_passages(tenants):
     assert dict(ranking) == pytest.approx(
         {p.chunk_id: p.sentence_score for p in passages}
     )
+
+
+@pytest.mark.django_db(transaction=True)
+def test_outside_a_transaction_vectors_rank_on_another_connection_with_the_same_result():
+    collection = CollectionFactory(
+        embedding_model=FAST_MODEL,
+        embedding_dimensions=EMBEDDING_DIMENSIONS[FAST_MODEL],
+    )
+    user = _reader_of(collection)
+    ingest_text(collection, "report.md", REPORT)
+    ingest_text(collection, "menu.md", "# Menu\n\nThe canteen serves soup on Monday.")
+    query = "what overheated on the turbine"
+
+    def search():
+        with CaptureQueriesContext(connection) as queries:
+            passages = chunk_search(user=user, query=query)
+        here = [q["sql"] for q in queries.captured_queries]
+        return passages, any("hnsw.ef_search" in sql for sql in here)
+
+    alongside, vector_query_here = search()
+    assert not vector_query_here  # it ran on a vector-side thread's connection
+    with transaction.atomic():
+        in_order, vector_query_here = search()
+    assert vector_query_here  # inside a transaction: this connection, in turn
+    assert alongside == in_order
+    assert alongside[0].vector_rank is not None
+    assert "turbine" in alongside[0].text
