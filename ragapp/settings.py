@@ -305,7 +305,7 @@ WORKER_CONCURRENCY = env.int("RAGAPP_WORKER_CONCURRENCY", default=2)
 EMBEDDER_THREADS = env.int("RAGAPP_EMBEDDER_THREADS", default=0)
 
 # --- Search -------------------------------------------------------------------
-# Embed each sentence of a passage too (about half again the embedding work at
+# Embed each sentence of a passage too (about twice the embedding work at
 # ingestion), so searches can score a passage by its best sentence without
 # embedding anything at query time. Off: passages score by their own vector.
 INDEX_SENTENCES = env.bool("RAGAPP_INDEX_SENTENCES", default=True)
