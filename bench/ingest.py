@@ -15,8 +15,9 @@ bundled Redis, so nothing of a developer's data is touched.
 
     .venv/bin/python bench/ingest.py [--models local/all-MiniLM-L6-v2 ...]
 
-Writes docs/bench/ingest.md; the last stdout line is key=value pairs for the
-default embedder.
+Writes docs/bench/ingest.md (docs/bench/ingest-without-sentences.md with
+--without-sentences: RAGAPP_INDEX_SENTENCES=false); the last stdout line is
+key=value pairs for the default embedder.
 """
 
 from __future__ import annotations
@@ -80,6 +81,7 @@ class Result:
     documents: int
     pages: int
     chunks: int
+    sentences: int
     seconds: float
     embed_seconds: float
     peak_rss_mb: float
@@ -142,8 +144,8 @@ def start_workers(env: dict[str, str], log_dir: Path) -> list[subprocess.Popen[b
 
 def run_model(model: str, pdfs: list[Path], worker_pids: list[int]) -> Result:
     """Ingest `pdfs` with `model` through the worker; time the embedder alone too."""
-    from ragapp.documents import services
-    from ragapp.documents.models import Chunk, Document
+    from ragapp.documents import ingestion, services
+    from ragapp.documents.models import Chunk, ChunkSentence, Document
     from ragapp.providers.catalog import embedding_dimensions
     from ragapp.providers.embeddings import get_embedding_provider
 
@@ -173,22 +175,24 @@ def run_model(model: str, pdfs: list[Path], worker_pids: list[int]) -> Result:
         f"{d.title}: {d.error_message}" for d in documents if d.status == "failed"
     ]
     pages = sum(d.page_count or 0 for d in documents)
-    texts = list(
-        Chunk.objects.filter(document__in=ids)
-        .order_by("document", "ordinal")
-        .values_list("text", flat=True)
+    chunks = list(
+        Chunk.objects.filter(document__in=ids).order_by("document", "ordinal")
     )
+    sentences = ChunkSentence.objects.filter(chunk__document__in=ids).count()
     provider = get_embedding_provider(model)
-    provider.embed(texts[:8])  # load the model outside the timing
+    provider.embed([chunk.text for chunk in chunks[:8]])  # load the model first
     embed_started = time.monotonic()
-    for start in range(0, len(texts), 32):  # the pipeline's batch size
-        provider.embed(texts[start : start + 32])
+    # Exactly the pipeline's model work: passages and, unless switched off,
+    # their sentences, in the pipeline's batches (nothing written).
+    for start in range(0, len(chunks), ingestion.EMBED_BATCH):
+        ingestion._embed_batch(provider, chunks[start : start + ingestion.EMBED_BATCH])
     embed_seconds = time.monotonic() - embed_started
     return Result(
         model=model,
         documents=len(ids),
         pages=pages,
-        chunks=len(texts),
+        chunks=len(chunks),
+        sentences=sentences,
         seconds=seconds,
         embed_seconds=embed_seconds,
         peak_rss_mb=peak / 1_048_576,
@@ -201,7 +205,8 @@ def report(results: list[Result], command: str) -> str:
     from django.conf import settings
 
     rows = "\n".join(
-        f"| `{r.model}` | {r.documents} | {r.pages} | {r.chunks} | {r.seconds:.1f} | "
+        f"| `{r.model}` | {r.documents} | {r.pages} | {r.chunks} | {r.sentences} | "
+        f"{r.seconds:.1f} | "
         f"{r.pages_per_s:.2f} | {r.chunks_per_s:.1f} | {r.embed_pages_per_s:.2f} | "
         f"{r.efficiency:.2f} | {r.peak_rss_mb:.0f} |"
         for r in results
@@ -215,14 +220,16 @@ def report(results: list[Result], command: str) -> str:
         f"{os.cpu_count()} cores, Python {platform.python_version()}; a parsing "
         f"worker of {settings.WORKER_CONCURRENCY} processes and a one-process "
         f"embedder, as `make run` starts them; chunks of "
-        f"{settings.CHUNK_MAX_TOKENS} tokens).\n\n"
+        f"{settings.CHUNK_MAX_TOKENS} tokens; sentence vectors "
+        f"{'kept' if settings.INDEX_SENTENCES else 'off'}).\n\n"
         "The five PDFs of `shared/eval/pdfs` through the real worker (upload to "
-        "last document ready), then the embedder alone on the same chunk texts "
-        "in this process. Efficiency = end-to-end pages/s ÷ embedder-only "
+        "last document ready), then the embedder alone on the same model work "
+        "(passages and their sentences, as the pipeline batches them) in this "
+        "process. Efficiency = end-to-end pages/s ÷ embedder-only "
         "pages/s. Peak RSS: both workers' process trees (parse children included).\n\n"
-        "| embedder | docs | pages | chunks | seconds | pages/s | chunks/s | "
-        "embedder-only pages/s | efficiency | peak worker RSS MB |\n"
-        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |\n"
+        "| embedder | docs | pages | chunks | sentences kept | seconds | pages/s | "
+        "chunks/s | embedder-only pages/s | efficiency | peak worker RSS MB |\n"
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |\n"
         f"{rows}\n" + (f"\nFailed documents:{failures}\n" if failures else "")
     )
 
@@ -231,14 +238,21 @@ def main() -> None:
     """Set up a private stack, measure each embedder, write the report."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--models", nargs="+", default=list(MODELS))
+    parser.add_argument(
+        "--without-sentences",
+        action="store_true",
+        help="RAGAPP_INDEX_SENTENCES=false for the workers and this process",
+    )
     args = parser.parse_args()
+    if args.without_sentences:
+        os.environ["RAGAPP_INDEX_SENTENCES"] = "false"
     pdfs = sorted(eval_path("pdfs", "SOURCE.md").glob("*.pdf"))
     workdir = Path(tempfile.mkdtemp(prefix="ragapp-bench-ingest-"))
     with private_stack(workdir):
         results = run_models(args.models, pdfs, workdir)
     main_result = next((r for r in results if r.model == DEFAULT_MODEL), results[0])
     report_write(
-        "ingest.md",
+        "ingest-without-sentences.md" if args.without_sentences else "ingest.md",
         report(results, command_line()),
         {
             "pages_per_s": f"{main_result.pages_per_s:.2f}",
