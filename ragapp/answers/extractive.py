@@ -16,7 +16,11 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from ragapp.answers.prompts import NumberedPassage
-from ragapp.retrieval.rerank import ScoredSentence, sentence_similarities
+from ragapp.retrieval.rerank import (
+    ScoredSentence,
+    kept_sentence_vectors,
+    sentence_similarities,
+)
 
 _BRACKETED_NUMBERS = re.compile(r"\[([\d\s,;]+)\]")
 
@@ -57,19 +61,28 @@ def extract_answer(
     `margin` of the best, so a strong answer is not diluted by weak company.
 
     `models` maps collection id → embedding model; sentences are scored by
-    the model that embedded their passage. At most `max_scored` sentences
-    are embedded, from the best-ranked passages down: embedding them is
-    most of the time to first word. An empty `sentences` means the
+    the model that embedded their passage, with the vectors kept at indexing
+    where there are any. At most `max_scored` other sentences are embedded,
+    from the best-ranked passages down: embedding them is most of the time
+    to first word. An empty `sentences` means the
     documents do not answer.
     """
     groups: dict[str, list[tuple[int, str, str]]] = defaultdict(list)
     for item in passages:
         p = item.passage
         groups[models[p.collection_id]].append((item.number, p.heading, p.text))
+    by_chunk = kept_sentence_vectors(item.passage.chunk_id for item in passages)
+    kept = {
+        item.number: by_chunk[item.passage.chunk_id]
+        for item in passages
+        if item.passage.chunk_id in by_chunk
+    }
     scored: list[ScoredSentence] = []
     for model, group in groups.items():
         scored.extend(
-            sentence_similarities(question, group, model=model, max_total=max_scored)
+            sentence_similarities(
+                question, group, model=model, max_total=max_scored, kept=kept
+            )
         )
     scored.sort(key=lambda s: (-s.score, s.owner))
     best = scored[0].score if scored else 0.0

@@ -11,13 +11,13 @@ collection's own, or a remote one (`openai/...`) when a key is configured.
 
 from __future__ import annotations
 
-from collections.abc import Hashable, Sequence
+from collections.abc import Hashable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
 
-from ragapp.documents.chunking import embedding_text, passage_sentences
-from ragapp.documents.models import Chunk
+from ragapp.documents.chunking import SentenceSpan, embedding_text, passage_sentences
+from ragapp.documents.models import Chunk, ChunkSentence
 from ragapp.providers.embeddings import get_embedding_provider
 
 
@@ -40,35 +40,91 @@ class ScoredSentence:
     score: float
 
 
+@dataclass(frozen=True)
+class KeptSentences:
+    """A chunk's sentence vectors from indexing, and where each sentence lies."""
+
+    spans: list[tuple[int, int]]
+    vectors: np.ndarray
+
+    def matches(self, spans: Sequence[SentenceSpan]) -> bool:
+        """Whether these vectors are of exactly these sentences (same split)."""
+        return self.spans == [(span.start, span.end) for span in spans]
+
+
+def kept_sentence_vectors(chunk_ids: Iterable[int]) -> dict[int, KeptSentences]:
+    """Return {chunk pk: its kept sentences} (ChunkSentence rows, in order).
+
+    Only for chunks a search already returned to this user: it reads
+    vectors and offsets, never text, of the ids it is given.
+    """
+    rows: dict[int, list[tuple[int, int, object]]] = {}
+    for chunk_id, start, end, vector in (
+        ChunkSentence.objects.filter(chunk_id__in=list(chunk_ids))
+        .order_by("chunk_id", "ordinal")
+        .values_list("chunk_id", "start", "end", "embedding")
+    ):
+        rows.setdefault(chunk_id, []).append((start, end, vector))
+    return {
+        pk: KeptSentences(
+            spans=[(start, end) for start, end, _ in kept],
+            vectors=np.asarray([_floats(v) for _, _, v in kept], dtype=np.float32),
+        )
+        for pk, kept in rows.items()
+    }
+
+
+def _floats(vector: object) -> list[float]:
+    to_list = getattr(vector, "to_list", None)
+    return to_list() if to_list else list(vector)  # type: ignore[call-overload]
+
+
 def sentence_similarities(
     query: str,
     passages: Sequence[tuple[Hashable, str, str]],
     *,
     model: str,
     max_total: int | None = None,
+    kept: Mapping[Hashable, KeptSentences] | None = None,
 ) -> list[ScoredSentence]:
     """Score every sentence of (owner, heading, text) passages against `query`.
 
-    One batch of embeddings for all sentences, each embedded under its
-    passage's heading as at indexing. The extractive answerer picks its
-    sentences with these scores too. `max_total` bounds the sentences
-    embedded (passages in the order given, best first), and so the time.
+    Sentences embedded at indexing (`kept`, by owner, from
+    `kept_sentence_vectors`) are read, not embedded again; the rest are
+    embedded in one batch, each under its passage's heading as at indexing.
+    The extractive answerer picks its sentences with these scores too.
+    `max_total` bounds the sentences embedded here (passages in the order
+    given, best first), and so the time.
     """
+    kept = kept or {}
     owners: list[Hashable] = []
     sentences: list[str] = []
+    vectors: list[np.ndarray | None] = []
     texts: list[str] = []
     for owner, heading, text in passages:
-        for sentence in passage_sentences(text):
+        spans = passage_sentences(text)
+        stored = kept.get(owner)
+        if stored is not None and stored.matches(spans):
+            owners.extend(owner for _ in spans)
+            sentences.extend(span.text for span in spans)
+            vectors.extend(stored.vectors)
+            continue
+        for sentence in spans:
             if max_total is not None and len(texts) >= max_total:
                 break
             owners.append(owner)
             sentences.append(sentence.text)
+            vectors.append(None)
             texts.append(embedding_text(heading, sentence.text))
-    if not texts:
+    if not owners:
         return []
     provider = get_embedding_provider(model)
     query_vector = np.asarray(provider.embed_query(query), dtype=np.float32)
-    similarities = np.asarray(provider.embed(texts), dtype=np.float32) @ query_vector
+    embedded = iter(
+        np.asarray(provider.embed(texts), dtype=np.float32) if texts else []
+    )
+    matrix = np.stack([next(embedded) if v is None else v for v in vectors])
+    similarities = matrix @ query_vector
     return [
         ScoredSentence(owner=owner, sentence=sentence, score=float(score))
         for owner, sentence, score in zip(

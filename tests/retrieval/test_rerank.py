@@ -9,9 +9,15 @@ import httpx
 import pytest
 from django.contrib.auth.models import Group
 
+from ragapp.documents.chunking import passage_sentences
 from ragapp.documents.models import Chunk
 from ragapp.providers.catalog import EMBEDDING_DIMENSIONS
-from ragapp.retrieval.rerank import sentence_scores
+from ragapp.providers.embeddings import get_embedding_provider
+from ragapp.retrieval.rerank import (
+    kept_sentence_vectors,
+    sentence_scores,
+    sentence_similarities,
+)
 from ragapp.retrieval.search import DEFAULT_CONFIG, chunk_search
 from tests.factories import CollectionFactory, UserFactory
 from tests.factories import indexed_document as ingest
@@ -152,3 +158,52 @@ def test_the_operator_turns_the_re_score_on_in_settings(
     passages = chunk_search(user=user, query="sulfur")
     assert passages
     assert all(p.rerank_score is not None for p in passages)
+
+
+def test_kept_sentence_vectors_are_read_not_embedded_again(
+    reader_and_collection, monkeypatch
+):
+    _, collection = reader_and_collection
+    ingest(
+        collection,
+        "guide.md",
+        f"# Handbook\n\n{FILLER} Volcanic eruptions release sulfur dioxide gas.",
+    )
+    chunks = list(Chunk.objects.filter(collection=collection))
+    passages = [(c.pk, c.heading, c.text) for c in chunks]
+    query = "volcanic gases"
+    embedded = sentence_similarities(query, passages, model=FAST_MODEL)
+
+    kept = kept_sentence_vectors(c.pk for c in chunks)
+    assert set(kept) == {c.pk for c in chunks}
+    provider = get_embedding_provider(FAST_MODEL)
+    provider.embed_query(query)  # cached: the only model call left
+
+    def no_embedding(texts):
+        raise AssertionError(f"embedded {len(texts)} texts again")
+
+    monkeypatch.setattr(provider, "embed", no_embedding)
+    read = sentence_similarities(query, passages, model=FAST_MODEL, kept=kept)
+
+    assert [(s.owner, s.sentence) for s in read] == [
+        (s.owner, s.sentence) for s in embedded
+    ]
+    assert [s.score for s in read] == pytest.approx(
+        [s.score for s in embedded], abs=5e-3
+    )  # half precision
+
+
+def test_kept_sentences_of_another_split_are_embedded_afresh(reader_and_collection):
+    _, collection = reader_and_collection
+    ingest(collection, "guide.md", f"# Handbook\n\n{FILLER}")
+    chunk = Chunk.objects.filter(collection=collection).first()
+    kept = kept_sentence_vectors([chunk.pk])[chunk.pk]
+    shifted = replace(kept, spans=[(a + 1, b + 1) for a, b in kept.spans])
+    assert not shifted.matches(passage_sentences(chunk.text))
+    scored = sentence_similarities(
+        "parking",
+        [(chunk.pk, chunk.heading, chunk.text)],
+        model=FAST_MODEL,
+        kept={chunk.pk: shifted},
+    )
+    assert len(scored) == len(kept.spans)
