@@ -256,6 +256,25 @@ def query_vectors(query: str, models: Iterable[str]) -> dict[str, list[float]]:
     }
 
 
+def _embedded_by(
+    chunks: QuerySet[Chunk], model: str, vector: Sequence[float]
+) -> tuple[QuerySet[Chunk], CosineDistance]:
+    """Return the chunks `model` embedded, and their cosine distance to `vector`.
+
+    The model's own size, not the collection's record of it: only vectors
+    this model made are compared (a re-index to another model leaves the
+    old ones searchable by words until the swap).
+    """
+    dimensions = get_embedding_provider(model).dimensions
+    embedded = chunks.filter(
+        collection__embedding_model=model, embedding_dimensions=dimensions
+    )
+    distance = CosineDistance(
+        Cast("embedding", VectorField(dimensions=dimensions)), vector
+    )
+    return embedded, distance
+
+
 def vector_ranking(
     chunks: QuerySet[Chunk],
     *,
@@ -286,20 +305,9 @@ def vector_ranking(
         )
         cursor.execute("SET LOCAL hnsw.iterative_scan = relaxed_order")
         for model, vector in vectors.items():
-            provider = get_embedding_provider(model)
-            # The model's own size, not the collection's record of it: only
-            # vectors this model made are compared (a re-index to another
-            # model leaves the old ones searchable by words until the swap).
-            dimensions = provider.dimensions
-            distance = CosineDistance(
-                Cast("embedding", VectorField(dimensions=dimensions)), vector
-            )
+            embedded, distance = _embedded_by(chunks, model, vector)
             rows = (
-                chunks.filter(
-                    collection__embedding_model=model,
-                    embedding_dimensions=dimensions,
-                )
-                .annotate(distance=distance)
+                embedded.annotate(distance=distance)
                 .order_by("distance")
                 .values_list("distance", "pk")[:depth]
             )
@@ -327,22 +335,15 @@ def sentence_ranking(
     candidates = sorted(set(candidates))
     scored: list[tuple[int, float]] = []
     for model, vector in vectors.items():
-        dimensions = get_embedding_provider(model).dimensions
         best_sentence = (
             ChunkSentence.objects.filter(chunk_id=OuterRef("pk"))
             .annotate(distance=CosineDistance("embedding", HalfVector(vector)))
             .order_by("distance")
             .values("distance")[:1]
         )
-        own = CosineDistance(
-            Cast("embedding", VectorField(dimensions=dimensions)), vector
-        )
+        embedded, own = _embedded_by(chunks, model, vector)
         rows = (
-            chunks.filter(
-                pk__in=candidates,
-                collection__embedding_model=model,
-                embedding_dimensions=dimensions,
-            )
+            embedded.filter(pk__in=candidates)
             .annotate(distance=Coalesce(Subquery(best_sentence), own))
             .values_list("pk", "distance")
         )
