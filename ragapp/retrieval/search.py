@@ -345,6 +345,8 @@ def sentence_ranking(
         rows = (
             embedded.filter(pk__in=candidates)
             .annotate(distance=Coalesce(Subquery(best_sentence), own))
+            # No model ordering: it would join every document to sort by date.
+            .order_by()
             .values_list("pk", "distance")
         )
         scored.extend((pk, 1.0 - distance) for pk, distance in rows)
