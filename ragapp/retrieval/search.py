@@ -60,8 +60,10 @@ def hnsw_ef_search(depth: int, searched_chunks: int) -> int:
 # Embeds queries, and ranks by vectors, while PostgreSQL ranks by words on the
 # caller's connection: the embedder and the wait on the database both release
 # the GIL. Each thread keeps its own database connection between searches
-# (connecting costs 5-10 ms here, more than the vector query itself).
-_VECTOR_THREADS = 2
+# (connecting costs 5-10 ms here, more than the vector query itself). Four, so
+# a few concurrent searches do not queue for them (the local embedder runs one
+# batch at a time anyway).
+_VECTOR_THREADS = 4
 _vector_side = ThreadPoolExecutor(
     max_workers=_VECTOR_THREADS, thread_name_prefix="vector-side"
 )
