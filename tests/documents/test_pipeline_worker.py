@@ -158,7 +158,7 @@ def test_document_that_keeps_killing_its_worker_is_failed_and_others_finish(
         os.kill(pid, signal.SIGKILL)
         killed.add(pid)
     assert current.error_code == "worker_lost"
-    assert len(killed) == ingestion.MAX_ATTEMPTS
+    assert len(killed) == ingestion.MAX_ATTEMPTS, celery_worker.log()[-6000:]
     for doc in healthy:
         assert_indexed_exactly_once(wait_until_done(doc.pk, timeout=120))
     # Failed for good: a later delivery (e.g. the sweeper) does nothing.
