@@ -173,9 +173,9 @@ def test_minilm_writes_no_onnxruntime_telemetry(tmp_path):
 def test_a_repeated_query_is_embedded_once(provider, monkeypatch):
     first = provider.embed_query("How much are meals refunded?")
     calls = []
-    original = provider._encode
+    original = provider._encode_query
     monkeypatch.setattr(
-        provider, "_encode", lambda texts: calls.append(texts) or original(texts)
+        provider, "_encode_query", lambda text: calls.append(text) or original(text)
     )
     again = provider.embed_query("How much are meals refunded?")
     assert again == first
@@ -184,3 +184,20 @@ def test_a_repeated_query_is_embedded_once(provider, monkeypatch):
     assert provider.embed_query("How much are meals refunded?") == first
     provider.embed_query("Something else entirely")
     assert len(calls) == 1
+
+
+def test_minilm_embeds_a_query_while_a_document_batch_holds_the_model():
+    """Searches embed on their own one-thread session: they never queue behind
+    an ingestion batch (or the extractive answerer's sentences) in the same
+    process."""
+    import concurrent.futures
+
+    from ragapp.providers.local import minilm
+
+    provider = MiniLMEmbeddingProvider()
+    expected = provider.embed(["Which passages mention parental leave?"])[0]
+    with minilm._run_lock, concurrent.futures.ThreadPoolExecutor(1) as pool:
+        vector = pool.submit(
+            provider.embed_query, "Which passages mention parental leave?"
+        ).result(timeout=30)
+    assert dot(vector, expected) == pytest.approx(1.0, abs=1e-5)

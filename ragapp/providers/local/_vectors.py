@@ -77,7 +77,7 @@ class LocalEmbedder:
             if text in self._queries:
                 self._queries.move_to_end(text)
                 return list(self._queries[text])
-        vector = self._encode([self.query_prefix + text])[0].tolist()
+        vector = self._encode_query(self.query_prefix + text).tolist()
         with self._queries_lock:
             self._queries[text] = vector
             while len(self._queries) > self.query_cache_size:
@@ -86,3 +86,7 @@ class LocalEmbedder:
 
     def _encode(self, texts: list[str]) -> np.ndarray:
         raise NotImplementedError
+
+    def _encode_query(self, text: str) -> np.ndarray:
+        """Embed one search query; a subclass may run it differently from batches."""
+        return self._encode([text])[0]
