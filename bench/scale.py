@@ -559,9 +559,11 @@ def measure(
     out["hit10"] = hits / len(queries)
     present = set(document_abstract.values())
     out["reachable"] = sum(bool(r & present) for _, _, r in queries) / len(queries)
-    # embed(), not embed_query(): the searches above left the query vectors
-    # in the provider's cache.
-    out["embed"] = [timed(lambda q=t: provider.embed([q])) for _, t, _ in queries]
+    # As a search embeds a query (a local model runs it on its one-thread
+    # query session), but past the provider's cache, which the searches
+    # above filled.
+    encode = getattr(provider, "_encode_query", lambda text: provider.embed([text]))
+    out["embed"] = [timed(lambda q=t: encode(q)) for _, t, _ in queries]
 
     # Recall: the app's HNSW walk against an exact scan of the same query.
     # The chunks chunk_search ranks: the access subquery and the resolved ids.
