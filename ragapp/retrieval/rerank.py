@@ -3,10 +3,12 @@
 A passage embedding averages every sentence in it, so a passage whose one
 sentence answers the question competes with its own filler. Embedding each
 sentence (with the passage's heading, as at indexing) and keeping the best
-match scores the answer sentence itself. It costs one embedding per sentence
-of the re-scored passages, at query time, so the benchmark decides whether it
-is on by default (docs/BENCHMARKS.md). Any embedding model serves: the
-collection's own, or a remote one (`openai/...`) when a key is configured.
+match scores the answer sentence itself. With the collection's own model it
+reads the sentence vectors kept at indexing; another model costs one
+embedding per sentence of the re-scored passages, at query time, so the
+benchmark decides whether it is on by default (docs/BENCHMARKS.md). Any
+embedding model serves: the collection's own, or a remote one (`openai/...`)
+when a key is configured.
 """
 
 from __future__ import annotations
@@ -24,10 +26,24 @@ from ragapp.providers.embeddings import get_embedding_provider
 def sentence_scores(
     query: str, chunks: Sequence[Chunk], *, model: str
 ) -> dict[int, float]:
-    """Return {chunk pk: best cosine similarity of any of its sentences to `query`}."""
+    """Return {chunk pk: best cosine similarity of any of its sentences to `query`}.
+
+    Chunks that `model` indexed bring their kept sentence vectors, so only
+    the query is embedded; another model (a remote re-scorer) embeds them all.
+    """
+    dimensions = get_embedding_provider(model).dimensions
+    own = [chunk.pk for chunk in chunks if chunk.collection.embedding_model == model]
+    kept = {
+        pk: sentences
+        for pk, sentences in kept_sentence_vectors(own).items()
+        if sentences.vectors.shape[1] == dimensions
+    }
     best: dict[int, float] = {}
     for scored in sentence_similarities(
-        query, [(chunk.pk, chunk.heading, chunk.text) for chunk in chunks], model=model
+        query,
+        [(chunk.pk, chunk.heading, chunk.text) for chunk in chunks],
+        model=model,
+        kept=kept,
     ):
         best[scored.owner] = max(best.get(scored.owner, -1.0), scored.score)
     return best

@@ -62,6 +62,34 @@ def test_sentence_scores_take_the_best_sentence_of_each_chunk(reader_and_collect
     assert all(-1.0 <= s <= 1.0 + 1e-6 for s in scores.values())
 
 
+def test_sentence_scores_with_the_collections_own_model_read_the_kept_vectors(
+    reader_and_collection, monkeypatch
+):
+    _, collection = reader_and_collection
+    ingest(
+        collection,
+        "guide.md",
+        f"# Handbook\n\n{FILLER} Volcanic eruptions release sulfur dioxide gas.",
+    )
+    chunks = list(
+        Chunk.objects.filter(collection=collection).select_related("collection")
+    )
+    assert kept_sentence_vectors(c.pk for c in chunks)
+    provider = get_embedding_provider(FAST_MODEL)
+    fresh = sentence_similarities(
+        "volcanic gases", [(c.pk, c.heading, c.text) for c in chunks], model=FAST_MODEL
+    )
+
+    def no_embedding(texts):
+        raise AssertionError(f"embedded {len(texts)} sentences again")
+
+    monkeypatch.setattr(provider, "embed", no_embedding)
+    scores = sentence_scores("volcanic gases", chunks, model=FAST_MODEL)
+    for chunk in chunks:
+        best = max(s.score for s in fresh if s.owner == chunk.pk)
+        assert scores[chunk.pk] == pytest.approx(best, abs=5e-3)  # half precision
+
+
 def test_sentence_scores_of_nothing_is_empty():
     assert sentence_scores("anything", [], model=FAST_MODEL) == {}
 
