@@ -24,7 +24,7 @@ import os
 import socket
 import uuid
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import psutil
 from django.conf import settings
@@ -111,7 +111,8 @@ def document_claim(*, document_id: int, stage: str = PARSE) -> Claim | None:
     Claimable: documents waiting for the stage, and documents in it whose
     lease ran out or whose holder process is gone. Ready and failed documents,
     and documents someone is working on right now, are left alone, so a
-    message delivered twice does the work once.
+    message delivered twice does the work once. A document whose claims ran
+    out (MAX_ATTEMPTS deliveries that never finished) is failed instead.
     """
     now = timezone.now()
     with transaction.atomic():
@@ -128,8 +129,26 @@ def document_claim(*, document_id: int, stage: str = PARSE) -> Claim | None:
             or _holder_is_gone(document.claimed_by)
         ):
             return None  # someone is working on it right now
-        token = uuid.uuid4()
         attempts = document.attempts + 1
+        if attempts > MAX_ATTEMPTS:
+            # Failed in the claim's own transaction: no holder ever shows for
+            # a delivery that will not run (one was seen and killed as if
+            # it were running the document).
+            Document.objects.filter(pk=document_id).update(
+                **_failed_fields(
+                    now,
+                    "worker_lost",
+                    f"Processing stopped without a result {MAX_ATTEMPTS} times "
+                    "(the worker was killed or ran out of memory). The file may "
+                    "be too large or malformed; retry it, or split it into "
+                    "smaller files.",
+                )
+            )
+            logger.info(
+                "Document %s failed: worker lost %d times", document_id, MAX_ATTEMPTS
+            )
+            return None
+        token = uuid.uuid4()
         fields: dict[str, object] = {
             "status": _WORKING[stage],
             "claim_token": token,
@@ -166,17 +185,22 @@ def _update_claimed(claim: Claim, **fields: object) -> None:
         raise ClaimLostError(claim.document_id)
 
 
+def _failed_fields(now: datetime, code: str, message: str) -> dict[str, object]:
+    return {
+        "status": Status.FAILED,
+        "status_changed_at": now,
+        "finished_at": now,
+        "error_code": code,
+        "error_message": message,
+        "claim_token": None,
+        "lease_expires_at": None,
+        "attempts": 0,
+    }
+
+
 def _fail(claim: Claim, code: str, message: str) -> None:
-    now = timezone.now()
     Document.objects.filter(pk=claim.document_id, claim_token=claim.token).update(
-        status=Status.FAILED,
-        status_changed_at=now,
-        finished_at=now,
-        error_code=code,
-        error_message=message,
-        claim_token=None,
-        lease_expires_at=None,
-        attempts=0,
+        **_failed_fields(timezone.now(), code, message)
     )
     logger.info("Document %s failed: %s (%s)", claim.document_id, message, code)
 
@@ -237,15 +261,6 @@ def document_ingest(*, document_id: int) -> None:
 def _run_stage(document_id: int, stage: str, work: object) -> bool:
     claim = document_claim(document_id=document_id, stage=stage)
     if claim is None:
-        return False
-    if claim.attempts > MAX_ATTEMPTS:
-        _fail(
-            claim,
-            "worker_lost",
-            f"Processing stopped without a result {MAX_ATTEMPTS} times (the worker "
-            "was killed or ran out of memory). The file may be too large or "
-            "malformed; retry it, or split it into smaller files.",
-        )
         return False
     try:
         return work(claim)

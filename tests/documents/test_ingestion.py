@@ -382,11 +382,16 @@ def test_a_document_that_keeps_killing_workers_is_failed_after_three_tries(colle
         Document.objects.filter(pk=document.pk).update(
             lease_expires_at=timezone.now() - timedelta(seconds=1)
         )
-    ingestion.document_ingest(document_id=document.pk)
+    # The delivery after the last is refused, and the document failed in the
+    # same transaction: no claim of it is ever seen.
+    assert ingestion.document_claim(document_id=document.pk) is None
     document.refresh_from_db()
-    assert document.status == Status.FAILED
+    assert (document.status, document.claim_token) == (Status.FAILED, None)
     assert document.error_code == "worker_lost"
     assert "3 times" in document.error_message
+    ingestion.document_ingest(document_id=document.pk)  # a later one: nothing
+    document.refresh_from_db()
+    assert document.status == Status.FAILED
 
 
 # --- retry, re-index, delete, sweeper ------------------------------------------------
