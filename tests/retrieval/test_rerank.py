@@ -62,28 +62,37 @@ def test_sentence_scores_take_the_best_sentence_of_each_chunk(reader_and_collect
     assert all(-1.0 <= s <= 1.0 + 1e-6 for s in scores.values())
 
 
-def test_sentence_scores_with_the_collections_own_model_read_the_kept_vectors(
-    reader_and_collection, monkeypatch
-):
+@pytest.fixture
+def guide_chunks(reader_and_collection) -> list[Chunk]:
+    """The chunks of a handbook indexed with its sentence vectors kept."""
     _, collection = reader_and_collection
     ingest(
         collection,
         "guide.md",
         f"# Handbook\n\n{FILLER} Volcanic eruptions release sulfur dioxide gas.",
     )
-    chunks = list(
-        Chunk.objects.filter(collection=collection).select_related("collection")
-    )
+    chunks = Chunk.objects.filter(collection=collection).select_related("collection")
+    return list(chunks)
+
+
+def forbid_embedding(monkeypatch) -> None:
+    """Make any embedding but the (cached) query's fail the test."""
+
+    def no_embedding(texts):
+        raise AssertionError(f"embedded {len(texts)} texts again")
+
+    monkeypatch.setattr(get_embedding_provider(FAST_MODEL), "embed", no_embedding)
+
+
+def test_sentence_scores_with_the_collections_own_model_read_the_kept_vectors(
+    guide_chunks, monkeypatch
+):
+    chunks = guide_chunks
     assert kept_sentence_vectors(c.pk for c in chunks)
-    provider = get_embedding_provider(FAST_MODEL)
     fresh = sentence_similarities(
         "volcanic gases", [(c.pk, c.heading, c.text) for c in chunks], model=FAST_MODEL
     )
-
-    def no_embedding(texts):
-        raise AssertionError(f"embedded {len(texts)} sentences again")
-
-    monkeypatch.setattr(provider, "embed", no_embedding)
+    forbid_embedding(monkeypatch)
     scores = sentence_scores("volcanic gases", chunks, model=FAST_MODEL)
     for chunk in chunks:
         best = max(s.score for s in fresh if s.owner == chunk.pk)
@@ -188,29 +197,16 @@ def test_the_operator_turns_the_re_score_on_in_settings(
     assert all(p.rerank_score is not None for p in passages)
 
 
-def test_kept_sentence_vectors_are_read_not_embedded_again(
-    reader_and_collection, monkeypatch
-):
-    _, collection = reader_and_collection
-    ingest(
-        collection,
-        "guide.md",
-        f"# Handbook\n\n{FILLER} Volcanic eruptions release sulfur dioxide gas.",
-    )
-    chunks = list(Chunk.objects.filter(collection=collection))
+def test_kept_sentence_vectors_are_read_not_embedded_again(guide_chunks, monkeypatch):
+    chunks = guide_chunks
     passages = [(c.pk, c.heading, c.text) for c in chunks]
     query = "volcanic gases"
     embedded = sentence_similarities(query, passages, model=FAST_MODEL)
 
     kept = kept_sentence_vectors(c.pk for c in chunks)
     assert set(kept) == {c.pk for c in chunks}
-    provider = get_embedding_provider(FAST_MODEL)
-    provider.embed_query(query)  # cached: the only model call left
-
-    def no_embedding(texts):
-        raise AssertionError(f"embedded {len(texts)} texts again")
-
-    monkeypatch.setattr(provider, "embed", no_embedding)
+    get_embedding_provider(FAST_MODEL).embed_query(query)  # cached: the only call left
+    forbid_embedding(monkeypatch)
     read = sentence_similarities(query, passages, model=FAST_MODEL, kept=kept)
 
     assert [(s.owner, s.sentence) for s in read] == [
