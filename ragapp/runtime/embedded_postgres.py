@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import subprocess
 import threading
 import warnings
@@ -103,7 +104,14 @@ def write_server_config(pgdata: Path, settings: dict[str, str]) -> None:
         "# lost); set your own values in postgresql.conf after the include line.",
         *(f"{name} = '{value}'" for name, value in settings.items()),
     ]
-    (pgdata / SERVER_CONFIG).write_text("\n".join(lines) + "\n")
+    config = pgdata / SERVER_CONFIG
+    config.write_text("\n".join(lines) + "\n")
+    # The server reads it as pgdata's owner (pgserver runs PostgreSQL as a
+    # user of its own when started by root), whatever this process's umask.
+    owner = pgdata.stat()
+    if os.geteuid() == 0:
+        os.chown(config, owner.st_uid, owner.st_gid)
+    config.chmod(0o644)
     main = pgdata / "postgresql.conf"
     text = main.read_text()
     if _INCLUDE not in text.splitlines():
