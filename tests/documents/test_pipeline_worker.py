@@ -155,7 +155,14 @@ def test_document_that_keeps_killing_its_worker_is_failed_and_others_finish(
         Status.FAILED
     ):
         pid = holder_pid(current.pk)
-        os.kill(pid, signal.SIGKILL)
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pytest.fail(
+                f"The holder {pid} of {document(current.pk).__dict__} was gone "
+                f"before the kill (killed so far: {killed}).\n"
+                + celery_worker.log()[-6000:]
+            )
         killed.add(pid)
     assert current.error_code == "worker_lost"
     assert len(killed) == ingestion.MAX_ATTEMPTS, celery_worker.log()[-6000:]
