@@ -8,6 +8,7 @@ dies mid-task; the claim's attempt counter bounds how often that can happen.
 import logging
 from datetime import timedelta
 
+import kombu.exceptions
 from celery import Task, shared_task
 from django.conf import settings
 
@@ -27,6 +28,15 @@ def enqueue(task: Task, document_id: int) -> None:
     """
     try:
         task.delay(document_id)
+    except kombu.exceptions.OperationalError as exc:
+        # The broker is down or not started (e.g. `manage.py ingest --now`
+        # with the app stopped): one line says it, no traceback.
+        logger.warning(
+            "Could not send %s for document %s now (%s); the sweeper will.",
+            task.name,
+            document_id,
+            exc,
+        )
     except Exception:
         logger.warning(
             "Could not send %s for document %s now; the sweeper will.",

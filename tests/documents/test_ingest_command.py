@@ -48,3 +48,22 @@ def test_unknown_collection_and_missing_paths_are_explained(collection, tmp_path
         call_command("ingest", "nope", str(tmp_path))
     with pytest.raises(CommandError, match="neither a file nor a directory"):
         call_command("ingest", "handbook", str(tmp_path / "missing"))
+
+
+def test_a_broker_that_is_down_costs_one_warning_line_not_a_traceback(
+    monkeypatch, caplog
+):
+    """`ingest --now` with the app stopped: the upload's task cannot be sent."""
+    import kombu.exceptions
+
+    from ragapp.documents import tasks
+
+    def unreachable(*args):
+        raise kombu.exceptions.OperationalError("Error 2 connecting to redis.sock")
+
+    monkeypatch.setattr(tasks.document_ingest_task, "delay", unreachable)
+    tasks.enqueue(tasks.document_ingest_task, 7)
+    (record,) = [r for r in caplog.records if "Could not send" in r.getMessage()]
+    assert "document 7 now (Error 2 connecting" in record.getMessage()
+    assert "the sweeper will" in record.getMessage()
+    assert record.exc_info is None
