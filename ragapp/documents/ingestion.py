@@ -23,23 +23,25 @@ import logging
 import os
 import socket
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 import psutil
 from django.conf import settings
 from django.db import transaction
-from django.db.models import F, Q
+from django.db.models import Exists, F, OuterRef, Q, QuerySet
 from django.utils import timezone
 
 from ragapp.documents.chunking import (
     ChunkDraft,
     ChunkingConfig,
+    SentenceSpan,
     chunk_blocks,
     embedding_text,
     passage_sentences,
 )
-from ragapp.documents.models import Chunk, ChunkSentence, Document
+from ragapp.documents.models import Chunk, ChunkSentence, Collection, Document
 from ragapp.documents.parsing import (
     ParsedDocument,
     ParseError,
@@ -431,18 +433,36 @@ def _embed_batch(
         passage_sentences(chunk.text) if settings.INDEX_SENTENCES else []
         for chunk in batch
     ]
-    separate = [
-        (chunk, span)
-        for chunk, chunk_spans in zip(batch, spans, strict=True)
-        if len(chunk_spans) > 1
-        for span in chunk_spans
-    ]
+    separate = _separate_sentences(batch, spans)
     vectors = provider.embed(
         [embedding_text(chunk.heading, chunk.text) for chunk in batch]
         + [embedding_text(chunk.heading, span.text) for chunk, span in separate]
     )
     for chunk, vector in zip(batch, vectors[: len(batch)], strict=True):
         chunk.embedding = vector
+    return sentence_rows(batch, spans, separate, vectors[len(batch) :])
+
+
+def _separate_sentences(
+    batch: list[Chunk], spans: list[list[SentenceSpan]]
+) -> list[tuple[Chunk, SentenceSpan]]:
+    """The sentences that need a vector of their own: those of multi-sentence chunks."""
+    return [
+        (chunk, span)
+        for chunk, chunk_spans in zip(batch, spans, strict=True)
+        if len(chunk_spans) > 1
+        for span in chunk_spans
+    ]
+
+
+def sentence_rows(
+    batch: list[Chunk],
+    spans: list[list[SentenceSpan]],
+    separate: list[tuple[Chunk, SentenceSpan]],
+    vectors: list[list[float]],
+) -> list[ChunkSentence]:
+    """Rows for every sentence of `batch`: `vectors` for the `separate` ones,
+    the chunk's own vector for a chunk of one sentence."""
     single = [
         (chunk, chunk_spans[0], chunk.embedding)
         for chunk, chunk_spans in zip(batch, spans, strict=True)
@@ -450,7 +470,7 @@ def _embed_batch(
     ]
     multiple = [
         (chunk, span, vector)
-        for (chunk, span), vector in zip(separate, vectors[len(batch) :], strict=True)
+        for (chunk, span), vector in zip(separate, vectors, strict=True)
     ]
     return [
         ChunkSentence(
@@ -462,6 +482,38 @@ def _embed_batch(
         )
         for chunk, span, vector in single + multiple
     ]
+
+
+def sentences_backfill_batch(provider: EmbeddingProvider, batch: list[Chunk]) -> int:
+    """Embed and keep the sentences of `batch`, searchable chunks `provider` embedded.
+
+    For chunks indexed before sentence vectors were kept (or with
+    RAGAPP_INDEX_SENTENCES off): only the sentences are embedded, the
+    passages' own vectors stay. Chunks a re-index or a deletion removed
+    meanwhile are skipped (their rows are locked while these are written, so
+    a swap waits or has already gone). Returns the sentence rows written or
+    found there already (a second backfill running at once adds nothing).
+    """
+    spans = [passage_sentences(chunk.text) for chunk in batch]
+    separate = _separate_sentences(batch, spans)
+    vectors = (
+        provider.embed(
+            [embedding_text(chunk.heading, span.text) for chunk, span in separate]
+        )
+        if separate
+        else []
+    )
+    rows = sentence_rows(batch, spans, separate, vectors)
+    with transaction.atomic():
+        alive = set(
+            Chunk.objects.select_for_update()
+            .filter(pk__in=[chunk.pk for chunk in batch])
+            .values_list("pk", flat=True)
+        )
+        written = ChunkSentence.objects.bulk_create(
+            [row for row in rows if row.chunk_id in alive], ignore_conflicts=True
+        )
+    return len(written)
 
 
 def _swap_in(claim: Claim, document: Document, version: int) -> None:
@@ -518,3 +570,48 @@ def documents_needing_work(*, stale_after: timedelta) -> dict[str, list[int]]:
             *(pk for pk, holder in running if _holder_is_gone(holder)),
         ]
     return found
+
+
+def sentences_missing(collection: Collection) -> QuerySet[Chunk]:
+    """The searchable chunks of `collection` its model embedded, without kept sentences."""
+    dimensions = get_embedding_provider(collection.embedding_model).dimensions
+    return Chunk.objects.filter(
+        ~Exists(ChunkSentence.objects.filter(chunk_id=OuterRef("pk"))),
+        collection=collection,
+        document__status=Status.READY,
+        version=F("document__indexed_version"),
+        embedding__isnull=False,
+        embedding_dimensions=dimensions,
+    )
+
+
+def sentences_backfill(
+    collection: Collection,
+    *,
+    batch_size: int = 64,
+    progress: Callable[[int, int], None] | None = None,
+) -> tuple[int, int]:
+    """Keep sentence vectors for every chunk of `collection` that lacks them.
+
+    Re-indexing would re-parse every file for the same result; this embeds
+    the sentences alone, in pk order, `batch_size` chunks at a time, each
+    batch committed, so an interrupted run resumes where it stopped.
+    `progress(chunks done, chunks to do)` is called after each batch.
+    Returns (chunks, sentences) done.
+    """
+    provider = get_embedding_provider(collection.embedding_model)
+    missing = sentences_missing(collection)
+    total = missing.count()
+    done = sentences = 0
+    after = 0
+    while batch := list(
+        missing.filter(pk__gt=after)
+        .order_by("pk")
+        .only("pk", "text", "heading", "embedding")[:batch_size]
+    ):
+        sentences += sentences_backfill_batch(provider, batch)
+        done += len(batch)
+        after = batch[-1].pk
+        if progress:
+            progress(done, total)
+    return done, sentences
