@@ -1,5 +1,7 @@
 """Reads on collections and documents, with the access rule in the query."""
 
+from collections.abc import Sequence
+
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
 from django.db.models import Count, Q, QuerySet
 
@@ -40,3 +42,14 @@ def collection_list_readable(
             distinct=True,
         ),
     )
+
+
+def collections_by_slug(slugs: Sequence[str]) -> tuple[list[Collection], list[str]]:
+    """Return the collections named by `slugs` (every one when none are given),
+    in slug order, and the slugs that name none: for operators' commands,
+    which see every collection."""
+    collections = Collection.objects.order_by("slug")
+    if slugs:
+        collections = collections.filter(slug__in=slugs)
+    found = list(collections)
+    return found, sorted(set(slugs) - {c.slug for c in found})

@@ -7,6 +7,7 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from ragapp.documents import ingestion
 from ragapp.documents.models import Collection
+from ragapp.documents.selectors import collections_by_slug
 from ragapp.providers.exceptions import ProviderError
 
 
@@ -32,12 +33,9 @@ class Command(BaseCommand):
             )
         if options["batch_size"] < 1:
             raise CommandError("--batch-size must be at least 1.")
-        collections = Collection.objects.order_by("slug")
-        if options["slugs"]:
-            collections = collections.filter(slug__in=options["slugs"])
-            missing = set(options["slugs"]) - {c.slug for c in collections}
-            if missing:
-                raise CommandError(f"No collection with the slug(s) {sorted(missing)}.")
+        collections, missing = collections_by_slug(options["slugs"])
+        if missing:
+            raise CommandError(f"No collection with the slug(s) {missing}.")
         for collection in collections:
             try:
                 self._collection(collection, options)

@@ -5,7 +5,7 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import transaction
 
-from ragapp.documents.models import Collection
+from ragapp.documents.selectors import collections_by_slug
 from ragapp.retrieval.lexicon import lexicon_drift, lexicon_rebuild
 
 
@@ -20,12 +20,9 @@ class Command(BaseCommand):
         parser.add_argument("--rebuild", action="store_true")
 
     def handle(self, *args: Any, **options: Any) -> None:
-        collections = Collection.objects.order_by("slug")
-        if options["slugs"]:
-            collections = collections.filter(slug__in=options["slugs"])
-            missing = set(options["slugs"]) - {c.slug for c in collections}
-            if missing:
-                raise CommandError(f"No collection with the slug(s) {sorted(missing)}.")
+        collections, missing = collections_by_slug(options["slugs"])
+        if missing:
+            raise CommandError(f"No collection with the slug(s) {missing}.")
         drifted = 0
         for collection in collections:
             if options["rebuild"]:
