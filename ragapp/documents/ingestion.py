@@ -440,7 +440,7 @@ def _embed_batch(
     )
     for chunk, vector in zip(batch, vectors[: len(batch)], strict=True):
         chunk.embedding = vector
-    return sentence_rows(batch, spans, separate, vectors[len(batch) :])
+    return _sentence_rows(batch, spans, separate, vectors[len(batch) :])
 
 
 def _separate_sentences(
@@ -455,7 +455,7 @@ def _separate_sentences(
     ]
 
 
-def sentence_rows(
+def _sentence_rows(
     batch: list[Chunk],
     spans: list[list[SentenceSpan]],
     separate: list[tuple[Chunk, SentenceSpan]],
@@ -503,7 +503,7 @@ def sentences_backfill_batch(provider: EmbeddingProvider, batch: list[Chunk]) ->
         if separate
         else []
     )
-    rows = sentence_rows(batch, spans, separate, vectors)
+    rows = _sentence_rows(batch, spans, separate, vectors)
     with transaction.atomic():
         alive = set(
             Chunk.objects.select_for_update()
