@@ -40,7 +40,12 @@ _MIN_SHARED_BUFFERS_MB = 128
 # A quarter of memory, PostgreSQL's documented starting point, but no more
 # than this: web, worker, embedder and Redis share the host.
 _MAX_SHARED_BUFFERS_MB = 4096
-_CGROUP_MEMORY_LIMIT = Path("/sys/fs/cgroup/memory.max")
+# A container's memory limit: cgroup v2, then v1 (whose "no limit" is a huge
+# number, which the host's total then caps).
+_CGROUP_MEMORY_LIMITS = (
+    Path("/sys/fs/cgroup/memory.max"),
+    Path("/sys/fs/cgroup/memory/memory.limit_in_bytes"),
+)
 
 
 @dataclass(frozen=True)
@@ -72,11 +77,14 @@ def _import_pgserver() -> object:
 def host_memory() -> int:
     """Return the bytes this process may use: the host's, or its container's limit."""
     total = psutil.virtual_memory().total
-    try:
-        limit = _CGROUP_MEMORY_LIMIT.read_text().strip()
-    except OSError:
-        return total
-    return min(total, int(limit)) if limit.isdigit() else total
+    for path in _CGROUP_MEMORY_LIMITS:
+        try:
+            limit = path.read_text().strip()
+        except OSError:
+            continue
+        if limit.isdigit():  # v2 says "max" when there is no limit
+            return min(total, int(limit))
+    return total
 
 
 def server_config(memory: int) -> dict[str, str]:

@@ -134,3 +134,32 @@ def test_first_start_already_runs_with_ragapp_settings_and_operators_edits_win(p
         assert conn.execute("SHOW shared_buffers").fetchone()[0] == "96MB"
     conf = (pgdata / "postgresql.conf").read_text()
     assert conf.count("include_if_exists = 'ragapp.conf'") == 1
+
+
+@pytest.mark.parametrize(
+    "v2, v1, expected_gb",
+    [
+        ("max", None, 24),  # v2 without a limit: the host's memory
+        ("2147483648", None, 2),  # v2 limit
+        (None, "1073741824", 1),  # v1 limit
+        (None, "9223372036854771712", 24),  # v1 without a limit: huge
+        (None, None, 24),  # no cgroup files at all
+    ],
+)
+def test_host_memory_is_the_containers_limit_when_it_has_one(
+    tmp_path, monkeypatch, v2, v1, expected_gb
+):
+    gb = 1024**3
+    files = []
+    for name, value in (("v2", v2), ("v1", v1)):
+        path = tmp_path / name
+        if value is not None:
+            path.write_text(value + "\n")
+        files.append(path)
+    monkeypatch.setattr(embedded_postgres, "_CGROUP_MEMORY_LIMITS", tuple(files))
+    monkeypatch.setattr(
+        embedded_postgres.psutil,
+        "virtual_memory",
+        lambda: type("Memory", (), {"total": 24 * gb})(),
+    )
+    assert embedded_postgres.host_memory() == expected_gb * gb
