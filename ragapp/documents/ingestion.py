@@ -440,7 +440,7 @@ def _embed_batch(
     )
     for chunk, vector in zip(batch, vectors[: len(batch)], strict=True):
         chunk.embedding = vector
-    return _sentence_rows(batch, spans, separate, vectors[len(batch) :])
+    return _sentence_rows(batch, spans, vectors[len(batch) :])
 
 
 def _separate_sentences(
@@ -456,13 +456,11 @@ def _separate_sentences(
 
 
 def _sentence_rows(
-    batch: list[Chunk],
-    spans: list[list[SentenceSpan]],
-    separate: list[tuple[Chunk, SentenceSpan]],
-    vectors: list[list[float]],
+    batch: list[Chunk], spans: list[list[SentenceSpan]], vectors: list[list[float]]
 ) -> list[ChunkSentence]:
-    """Rows for every sentence of `batch`: `vectors` for the `separate` ones,
-    the chunk's own vector for a chunk of one sentence."""
+    """Rows for every sentence of `batch`: `vectors` for those of multi-sentence
+    chunks (in `_separate_sentences` order), the chunk's own vector for a chunk
+    of one sentence."""
     single = [
         (chunk, chunk_spans[0], chunk.embedding)
         for chunk, chunk_spans in zip(batch, spans, strict=True)
@@ -470,7 +468,9 @@ def _sentence_rows(
     ]
     multiple = [
         (chunk, span, vector)
-        for (chunk, span), vector in zip(separate, vectors, strict=True)
+        for (chunk, span), vector in zip(
+            _separate_sentences(batch, spans), vectors, strict=True
+        )
     ]
     return [
         ChunkSentence(
@@ -503,7 +503,7 @@ def sentences_backfill_batch(provider: EmbeddingProvider, batch: list[Chunk]) ->
         if separate
         else []
     )
-    rows = _sentence_rows(batch, spans, separate, vectors)
+    rows = _sentence_rows(batch, spans, vectors)
     with transaction.atomic():
         alive = set(
             Chunk.objects.select_for_update()
