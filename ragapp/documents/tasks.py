@@ -28,21 +28,18 @@ def enqueue(task: Task, document_id: int) -> None:
     """
     try:
         task.delay(document_id)
-    except kombu.exceptions.OperationalError as exc:
-        # The broker is down or not started (e.g. `manage.py ingest --now`
-        # with the app stopped): one line says it, no traceback.
+    except Exception as exc:
+        # A broker that is down or not started (kombu's OperationalError, e.g.
+        # `manage.py ingest --now` with the app stopped) is said in one line;
+        # anything else keeps its traceback.
         logger.warning(
             "Could not send %s for document %s now (%s); the sweeper will.",
             task.name,
             document_id,
             exc,
-        )
-    except Exception:
-        logger.warning(
-            "Could not send %s for document %s now; the sweeper will.",
-            task.name,
-            document_id,
-            exc_info=True,
+            exc_info=None
+            if isinstance(exc, kombu.exceptions.OperationalError)
+            else exc,
         )
 
 
