@@ -61,8 +61,8 @@ def hnsw_ef_search(depth: int, searched_chunks: int) -> int:
 # caller's connection: the embedder and the wait on the database both release
 # the GIL. Each thread keeps its own database connection between searches
 # (connecting costs 5-10 ms here, more than the vector query itself). Four, so
-# a few concurrent searches do not queue for them (the local embedder runs one
-# batch at a time anyway).
+# a few concurrent searches do not queue for them (MiniLM embeds each query
+# on its one-thread query session, without waiting for the others).
 _VECTOR_THREADS = 4
 _vector_side = ThreadPoolExecutor(
     max_workers=_VECTOR_THREADS, thread_name_prefix="vector-side"
