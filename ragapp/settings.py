@@ -309,16 +309,30 @@ EMBEDDER_THREADS = env.int("RAGAPP_EMBEDDER_THREADS", default=0)
 # ingestion), so searches can score a passage by its best sentence without
 # embedding anything at query time. Off: passages score by their own vector.
 INDEX_SENTENCES = env.bool("RAGAPP_INDEX_SENTENCES", default=True)
-# Second stage after the fused ranking: "" for none, "sentences" to re-score
-# the top passages sentence by sentence (an embedding per sentence, per query),
-# with RAGAPP_SEARCH_RERANK_MODEL (unset: each collection's own embedder; e.g.
-# text-embedding-3-small with OPENAI_API_KEY).
+# Second stage after the fused ranking, over its top RAGAPP_SEARCH_RERANK_DEPTH:
+# "" for none (the default: the best measured offline, docs/BENCHMARKS.md);
+# "sentences" to re-score them sentence by sentence with the embedding model
+# RAGAPP_SEARCH_RERANK_MODEL (unset: each collection's own; e.g.
+# text-embedding-3-small with OPENAI_API_KEY); "model" to have the chat model
+# RAGAPP_SEARCH_RERANK_MODEL (unset: RAGAPP_CHAT_MODEL) grade them, one call
+# per search, which needs OPENAI_API_KEY or OPENAI_BASE_URL.
 SEARCH_RERANK = env.str("RAGAPP_SEARCH_RERANK", default="")
-if SEARCH_RERANK not in {"", "sentences"}:
+if SEARCH_RERANK not in {"", "sentences", "model"}:
     raise ImproperlyConfigured(
-        f"RAGAPP_SEARCH_RERANK must be empty or 'sentences', not {SEARCH_RERANK!r}."
+        "RAGAPP_SEARCH_RERANK must be empty, 'sentences' or 'model', "
+        f"not {SEARCH_RERANK!r}."
+    )
+if SEARCH_RERANK == "model" and not (OPENAI_API_KEY or OPENAI_BASE_URL):
+    raise ImproperlyConfigured(
+        "RAGAPP_SEARCH_RERANK=model asks a chat model to grade passages: set "
+        "OPENAI_API_KEY or OPENAI_BASE_URL, or leave RAGAPP_SEARCH_RERANK empty."
     )
 SEARCH_RERANK_MODEL = env.str("RAGAPP_SEARCH_RERANK_MODEL", default="")
+SEARCH_RERANK_DEPTH = env.int("RAGAPP_SEARCH_RERANK_DEPTH", default=30)
+if not 1 <= SEARCH_RERANK_DEPTH <= 100:
+    raise ImproperlyConfigured(
+        f"RAGAPP_SEARCH_RERANK_DEPTH must be between 1 and 100, not {SEARCH_RERANK_DEPTH}."
+    )
 
 # --- Answers -------------------------------------------------------------------
 # Passages retrieved per question, and the token budgets of the prompt (cl100k

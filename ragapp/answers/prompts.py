@@ -2,10 +2,9 @@
 
 Documents are written by people the asker does not control, and some of them
 say "ignore previous instructions". Every passage therefore travels inside a
-delimiter that carries a random token made for this request, and the
-instructions say that text inside it is material to quote, never to obey. A
-document cannot close the delimiter early because it cannot know the token;
-any text that imitates the delimiter's name is defused anyway.
+per-request delimiter (ragapp.retrieval.quoting, shared with the model
+rerank), and the instructions say that text inside it is material to quote,
+never to obey.
 
 Budgets are counted in cl100k tokens (ragapp.documents.tokens): passages get
 `ANSWER_CONTEXT_TOKENS`, earlier turns `ANSWER_HISTORY_TOKENS`; older turns
@@ -16,15 +15,30 @@ silently.
 from __future__ import annotations
 
 import re
-import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
 from ragapp.answers.citations import strip_markers
 from ragapp.documents.tokens import count_tokens, truncate_to_tokens
+from ragapp.retrieval.quoting import (
+    DELIMITER_NAME,
+    NumberedPassage,
+    format_passages,
+    new_delimiter,
+)
 from ragapp.retrieval.search import Passage
 
-DELIMITER_NAME = "untrusted-passage"
+__all__ = [
+    "DELIMITER_NAME",
+    "NumberedPassage",
+    "Turn",
+    "fit_passages",
+    "format_passages",
+    "history_messages",
+    "new_delimiter",
+    "question_message",
+    "system_message",
+]
 
 SYSTEM_PROMPT = """\
 You answer questions from the staff of an organisation, using only passages \
@@ -53,19 +67,6 @@ passages like the others, numbered after them.
 """
 
 
-@dataclass(frozen=True)
-class NumberedPassage:
-    """A passage with the number the model cites it by."""
-
-    number: int
-    passage: Passage
-
-
-def new_delimiter() -> str:
-    """Return this request's delimiter tag: unguessable by any document."""
-    return f"{DELIMITER_NAME}-{secrets.token_hex(6)}"
-
-
 def system_message(*, delimiter: str, tools: bool) -> dict:
     return {
         "role": "system",
@@ -73,38 +74,6 @@ def system_message(*, delimiter: str, tools: bool) -> dict:
             tag=delimiter, tools=TOOLS_RULE if tools else ""
         ),
     }
-
-
-_DELIMITER_LOOKALIKE = re.compile(re.escape(DELIMITER_NAME), re.IGNORECASE)
-
-
-def format_passages(passages: Sequence[NumberedPassage], *, delimiter: str) -> str:
-    """Render passages as numbered, delimited quoted data."""
-    blocks = []
-    for item in passages:
-        p = item.passage
-        text = _DELIMITER_LOOKALIKE.sub("untrusted passage", p.text)
-        attributes = f'number="{item.number}" document="{_attribute(p.document_title)}"'
-        pages = _pages(p.page_start, p.page_end)
-        if pages:
-            attributes += f' pages="{pages}"'
-        if p.heading:
-            attributes += f' section="{_attribute(p.heading)}"'
-        blocks.append(f"<{delimiter} {attributes}>\n{text}\n</{delimiter}>")
-    return "\n\n".join(blocks)
-
-
-def _attribute(value: str) -> str:
-    """A document's title or heading inside an attribute: no quote or tag can break out."""
-    value = _DELIMITER_LOOKALIKE.sub("untrusted passage", value)
-    value = value.replace('"', "'").replace("<", "(").replace(">", ")")
-    return " ".join(value.split())
-
-
-def _pages(start: int | None, end: int | None) -> str:
-    if start is None:
-        return ""
-    return str(start) if end in (None, start) else f"{start}-{end}"
 
 
 def fit_passages(

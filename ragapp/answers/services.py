@@ -286,6 +286,7 @@ class _Run:
             collection_ids=self.collection_ids,
             filters=self.filters,
             limit=settings.ANSWER_PASSAGES,
+            on_model_call=self._count_usage,
         )
 
     def _relevant(self) -> bool:
@@ -619,8 +620,14 @@ def _trace(item: prompts.NumberedPassage) -> dict:
         "score": round(p.score, 4),
         "vector_rank": p.vector_rank,
         "lexical_rank": p.lexical_rank,
-        "vector_score": None if p.vector_score is None else round(p.vector_score, 4),
+        "vector_score": _rounded(p.vector_score),
+        "sentence_score": _rounded(p.sentence_score),
+        "rerank_score": _rounded(p.rerank_score),
     }
+
+
+def _rounded(score: float | None) -> float | None:
+    return None if score is None else round(score, 4)
 
 
 def _flagged_categories(check: ModerationCheck) -> str:

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Callable
 
 from django.contrib.auth.models import AbstractBaseUser
 from django.db.models import QuerySet
@@ -21,8 +20,8 @@ from ragapp.answers.citations import strip_markers
 from ragapp.answers.models import Message, Thread
 from ragapp.answers.prompts import Turn
 from ragapp.documents.tokens import truncate_to_tokens
-from ragapp.providers.base import ChatProvider
-from ragapp.providers.chat import ChatFinished, TextDelta, default_chat_options
+from ragapp.providers.base import ChatProvider, UsageSink
+from ragapp.providers.chat import complete, default_chat_options
 from ragapp.providers.exceptions import ProviderError
 
 logger = logging.getLogger(__name__)
@@ -65,9 +64,6 @@ def is_follow_up(question: str) -> bool:
     return len(question.split()) <= 6 or bool(_ANAPHORA.search(question))
 
 
-UsageSink = Callable[[ChatFinished, list[dict], str], None]
-
-
 def standalone_query(
     question: str,
     turns: list[Turn],
@@ -103,13 +99,8 @@ def _rewrite_with_model(
         messages.append({"role": "assistant", "content": answer})
     messages.append({"role": "user", "content": question})
     options = default_chat_options(temperature=0, max_tokens=60)
-    text = ""
     try:
-        for event in provider.stream(messages, options=options):
-            if isinstance(event, TextDelta):
-                text += event.text
-            elif on_finished is not None:
-                on_finished(event, messages, text)
+        text, _ = complete(provider, messages, options=options, on_finished=on_finished)
     except ProviderError as exc:
         logger.warning("Follow-up rewrite skipped: %s", exc)
         return ""

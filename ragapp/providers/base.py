@@ -13,7 +13,7 @@ ragapp.providers.chat re-exports them.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
 
@@ -74,6 +74,10 @@ class ChatFinished:
 
 ChatEvent = TextDelta | ChatFinished
 
+# Told of each model call made on a caller's behalf: its end (usage), the
+# messages sent and the text received, so the caller counts tokens and cost.
+UsageSink = Callable[[ChatFinished, list[dict], str], None]
+
 
 @runtime_checkable
 class ChatProvider(Protocol):
@@ -85,8 +89,11 @@ class ChatProvider(Protocol):
         *,
         options: ChatOptions,
         tools: Sequence[Mapping[str, Any]] | None = None,
+        response_format: Mapping[str, Any] | None = None,
     ) -> Iterator[ChatEvent]:
         """Yield TextDelta events, then one ChatFinished.
+
+        `response_format` asks for structured output, in OpenAI's shape.
 
         Raise ProviderStreamInterruptedError if the answer breaks off after
         text was yielded (never a shortened answer that looks complete), and

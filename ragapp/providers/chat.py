@@ -38,6 +38,7 @@ from ragapp.providers.base import (
     TextDelta,
     ToolCall,
     Usage,
+    UsageSink,
 )
 from ragapp.providers.exceptions import (
     ProviderRateLimitedError,
@@ -61,6 +62,8 @@ __all__ = [
     "TextDelta",
     "ToolCall",
     "Usage",
+    "UsageSink",
+    "complete",
     "default_chat_options",
     "get_chat_provider",
 ]
@@ -213,9 +216,14 @@ class OpenAIChatProvider(OpenAIClientProvider):
         *,
         options: ChatOptions,
         tools: Sequence[Mapping[str, Any]] | None = None,
+        response_format: Mapping[str, Any] | None = None,
     ) -> Iterator[ChatEvent]:
-        """Yield the answer as TextDelta events, then one ChatFinished."""
-        request = _request(messages, options, tools)
+        """Yield the answer as TextDelta events, then one ChatFinished.
+
+        `response_format` is passed on as OpenAI's structured-output
+        parameter (e.g. a JSON schema) for callers that parse the answer.
+        """
+        request = _request(messages, options, tools, response_format)
         models = _models(options.model)
         model = models[0]
         calls = 0
@@ -335,6 +343,7 @@ def _request(
     messages: Sequence[Mapping[str, Any]],
     options: ChatOptions,
     tools: Sequence[Mapping[str, Any]] | None,
+    response_format: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     # OpenAI's newer models refuse max_tokens; servers on the LAN know only it.
     limit = "max_tokens" if settings.OPENAI_BASE_URL else "max_completion_tokens"
@@ -352,6 +361,8 @@ def _request(
     }
     if tools:
         request["tools"] = [dict(tool) for tool in tools]
+    if response_format:
+        request["response_format"] = dict(response_format)
     return request
 
 
@@ -385,16 +396,43 @@ def _final_error(failure: Failure) -> Exception:
     return ProviderUnavailableError(message)
 
 
+def complete(
+    provider: ChatProvider,
+    messages: list[dict],
+    *,
+    options: ChatOptions,
+    on_finished: UsageSink | None = None,
+    response_format: Mapping[str, Any] | None = None,
+) -> tuple[str, ChatFinished | None]:
+    """Return a whole answer's text and its end, for callers that parse it.
+
+    Raises the provider's errors; `on_finished` hears of the call's usage.
+    """
+    text = ""
+    end: ChatFinished | None = None
+    for event in provider.stream(
+        messages, options=options, response_format=response_format
+    ):
+        if isinstance(event, TextDelta):
+            text += event.text
+        else:
+            end = event
+            if on_finished is not None:
+                on_finished(event, messages, text)
+    return text, end
+
+
 def default_chat_options(**overrides: Any) -> ChatOptions:
     """Return the options of an answer: RAGAPP_CHAT_MODEL unless overridden."""
     return ChatOptions(**{"model": settings.CHAT_MODEL, **overrides})
 
 
-def get_chat_provider() -> OpenAIChatProvider | None:
+def get_chat_provider(retry: RetryPolicy = CHAT_RETRY) -> OpenAIChatProvider | None:
     """Return the shared chat provider, or None when no model API is configured.
 
     None (neither OPENAI_API_KEY nor OPENAI_BASE_URL) means the offline
-    extractive answerer is used.
+    extractive answerer is used. `retry` is the caller's patience: a search
+    that can do without the model (the rerank) gives up sooner than an answer.
     """
     if not (settings.OPENAI_API_KEY or settings.OPENAI_BASE_URL):
         return None
@@ -402,14 +440,18 @@ def get_chat_provider() -> OpenAIChatProvider | None:
         settings.OPENAI_API_KEY,
         settings.OPENAI_BASE_URL,
         settings.MODEL_TIMEOUT_SECONDS,
+        retry,
     )
 
 
-@functools.lru_cache(maxsize=4)
-def _shared_provider(api_key: str, base_url: str, timeout: float) -> OpenAIChatProvider:
+@functools.lru_cache(maxsize=8)
+def _shared_provider(
+    api_key: str, base_url: str, timeout: float, retry: RetryPolicy
+) -> OpenAIChatProvider:
     """Build one provider, and so one connection pool, per configuration.
 
-    The arguments only key the cache: the client reads the same settings.
+    The first three arguments only key the cache: the client reads the same
+    settings.
     """
     del api_key, base_url, timeout
-    return OpenAIChatProvider()
+    return OpenAIChatProvider(retry=retry)

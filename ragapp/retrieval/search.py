@@ -29,11 +29,13 @@ from pgvector.django import CosineDistance, VectorField
 
 from ragapp.documents.models import Chunk, ChunkSentence, Collection, Document
 from ragapp.documents.selectors import collection_ids_readable
+from ragapp.providers.base import UsageSink
 from ragapp.providers.embeddings import get_embedding_provider
 from ragapp.providers.exceptions import ProviderError
 from ragapp.retrieval.filters import document_filter_q
 from ragapp.retrieval.fusion import reciprocal_rank, weighted_z
 from ragapp.retrieval.lexical import Bm25, bm25_ranking, clean_query
+from ragapp.retrieval.model_rerank import model_grades
 from ragapp.retrieval.models import CollectionLexicon
 from ragapp.retrieval.rerank import sentence_scores
 
@@ -124,9 +126,11 @@ class SearchConfig:
     bm25: Bm25 = field(default_factory=Bm25)
     use_vector: bool = True
     use_lexical: bool = True
-    # Second stage (rerank.py): "" for none, "sentences" for the sentence
-    # re-score of the fused top `rerank_depth`, weighted `rerank_weight`
-    # against the fused score, with `rerank_model` ("" = each collection's).
+    # Second stage over the fused top `rerank_depth`: "" for none;
+    # "sentences" (rerank.py) for the sentence re-score, weighted
+    # `rerank_weight` against the fused score, with the embedding model
+    # `rerank_model` ("" = each collection's); "model" (model_rerank.py) for
+    # grades from the chat model `rerank_model` ("" = RAGAPP_CHAT_MODEL).
     rerank: str = ""
     rerank_depth: int = 30
     rerank_weight: float = 0.5
@@ -142,6 +146,7 @@ def search_config() -> SearchConfig:
         DEFAULT_CONFIG,
         rerank=settings.SEARCH_RERANK,
         rerank_model=settings.SEARCH_RERANK_MODEL,
+        rerank_depth=settings.SEARCH_RERANK_DEPTH,
     )
 
 
@@ -363,8 +368,13 @@ def chunk_search(
     filters: dict | None = None,
     limit: int = 10,
     config: SearchConfig | None = None,
+    on_model_call: UsageSink | None = None,
 ) -> list[Passage]:
-    """Return the `limit` best passages for `query` among those `user` may read."""
+    """Return the `limit` best passages for `query` among those `user` may read.
+
+    `on_model_call` hears of each chat-model call the search makes (the
+    model rerank), so the caller counts its tokens and cost.
+    """
     config = config or search_config()
     query = clean_query(query).strip()
     if not query:
@@ -439,22 +449,57 @@ def chunk_search(
             pk__in=order[: max(limit, config.rerank_depth if config.rerank else 0)]
         ).select_related("document", "collection")
     }
-    reranked: dict[int, float] = {}
-    if config.rerank == "sentences" and rows:
-        top = [pk for pk in order[: config.rerank_depth] if pk in rows]
-        reranked = _sentence_rescore(query, [rows[pk] for pk in top], config)
+    order, reranked = _second_stage(
+        query, order, rows, fused, rankings, config, on_model_call
+    )
+    return _passages(order[:limit], rows, fused, rankings, reranked)
+
+
+def _second_stage(
+    query: str,
+    order: list[int],
+    rows: dict[int, Chunk],
+    fused: dict[int, float],
+    rankings: dict[str, list[tuple[int, float]]],
+    config: SearchConfig,
+    on_model_call: UsageSink | None,
+) -> tuple[list[int], dict[int, float]]:
+    """Re-order the fused top `rerank_depth`; return the order and the second-stage scores.
+
+    Everything below the re-ranked head keeps its fused order. A second
+    stage that cannot score (its model is down) leaves the fused order.
+    """
+    top = [pk for pk in order[: config.rerank_depth] if pk in rows]
+    rest = order[config.rerank_depth :]
+    if not config.rerank or not top:
+        return order, {}
+    if config.rerank == "sentences":
+        scores = _sentence_rescore(query, [rows[pk] for pk in top], config)
+        if not scores:
+            return order, {}
         rescored = weighted_z(
             {
                 "fused": [(pk, fused[pk]) for pk in top],
-                "sentences": list(reranked.items()),
+                "sentences": list(scores.items()),
             },
             weights={
                 "fused": 1.0 - config.rerank_weight,
                 "sentences": config.rerank_weight,
             },
         )
-        order = sorted(top, key=lambda pk: (-rescored[pk], pk)) + order[len(top) :]
-    return _passages(order[:limit], rows, fused, rankings, reranked)
+        return sorted(top, key=lambda pk: (-rescored[pk], pk)) + rest, scores
+    # "model": the grade decides, the fused order breaks ties.
+    grades = model_grades(
+        query,
+        _passages(top, rows, fused, rankings, {}),
+        model=config.rerank_model or settings.CHAT_MODEL,
+        on_finished=on_model_call,
+    )
+    if not grades:
+        return order, {}
+    position = {pk: n for n, pk in enumerate(top)}
+    graded = sorted(top, key=lambda pk: (-grades[pk], position[pk]))
+    return graded + rest, {pk: float(grade) for pk, grade in grades.items()}
 
 
 def _sentence_rescore(

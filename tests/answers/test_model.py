@@ -361,6 +361,31 @@ def test_follow_up_is_rewritten_by_the_model(model, staff, handbook):
     assert isinstance(events[-1], Finished)
 
 
+def test_the_model_rerank_grades_before_the_answer_and_its_tokens_count(
+    model, staff, handbook, settings
+):
+    settings.SEARCH_RERANK = "model"
+    model.chat.push(
+        Reply('{"grades": [{"passage": 1, "relevance": 2}]}'),
+        Reply("Meals are refunded up to 35 euros a day [1]."),
+    )
+    events, _text, _ = run(ask(user=staff, question=QUESTION))
+
+    assert events[-1].status == Message.Status.ANSWERED
+    grading, answer = (r.body for r in model.chat.requests[-2:])
+    assert grading["response_format"]["json_schema"]["name"] == "passage_grades"
+    assert "response_format" not in answer
+    assert passages_in(grading) and passages_in(answer)
+    message = Message.objects.get(pk=events[-1].message_id)
+    assert message.prompt_tokens == sum(
+        len(json.dumps(body["messages"])) // 4 for body in (grading, answer)
+    )
+    # Why each passage ranked is kept, the grade included.
+    trace = message.retrieval_trace["passages"]
+    assert trace[0]["rerank_score"] == 2.0
+    assert all(p["rerank_score"] == 0.0 for p in trace[1:])
+
+
 def test_an_answer_cut_at_the_length_limit_is_not_recorded_as_whole(
     model, staff, handbook
 ):

@@ -52,6 +52,15 @@ from tests.model_stub import (
     error_body,
     sse,
 )
+from tests.openai_fake import (
+    DONE,
+    ROLE,
+    chunk,
+    event_stream,
+    status,
+    text_body,
+    usage_chunk,
+)
 
 MESSAGES = [
     {"role": "system", "content": "Answer from the passages only."},
@@ -103,62 +112,6 @@ def stream_until_error(provider, **kwargs) -> tuple[list, ProviderError]:
 # --- the wire, by hand ------------------------------------------------------------
 
 
-def chunk(delta: dict | None = None, finish_reason=None, *, choices=True) -> bytes:
-    data: dict = {
-        "id": "chatcmpl-1",
-        "object": "chat.completion.chunk",
-        "created": 1,
-        "model": "chat-primary",
-        "choices": [
-            {
-                "index": 0,
-                "delta": delta or {},
-                "logprobs": None,
-                "finish_reason": finish_reason,
-            }
-        ]
-        if choices
-        else [],
-        "usage": None,
-    }
-    return sse(data)
-
-
-def usage_chunk(prompt: int, completion: int) -> bytes:
-    return sse(
-        {
-            "id": "chatcmpl-1",
-            "object": "chat.completion.chunk",
-            "created": 1,
-            "model": "chat-primary",
-            "choices": [],
-            "usage": {
-                "prompt_tokens": prompt,
-                "completion_tokens": completion,
-                "total_tokens": prompt + completion,
-            },
-        }
-    )
-
-
-DONE = b"data: [DONE]\n\n"
-ROLE = chunk({"role": "assistant", "content": ""})
-
-
-def text_body(*pieces: str, usage=(12, 3)) -> bytes:
-    body = ROLE + b"".join(chunk({"content": piece}) for piece in pieces)
-    body += chunk({}, "stop")
-    if usage:
-        body += usage_chunk(*usage)
-    return body + DONE
-
-
-def event_stream(body: bytes) -> httpx.Response:
-    return httpx.Response(
-        200, headers={"content-type": "text/event-stream"}, content=body
-    )
-
-
 class BreakingStream(httpx.SyncByteStream):
     """A body that sends `parts`, then fails the way the socket would."""
 
@@ -176,14 +129,6 @@ def breaking(parts: list[bytes], error: Exception) -> httpx.Response:
         200,
         headers={"content-type": "text/event-stream"},
         stream=BreakingStream(parts, error),
-    )
-
-
-def status(code: int, *, headers=None, code_name=None) -> httpx.Response:
-    return httpx.Response(
-        code,
-        headers=headers or {},
-        json=error_body("The server had an error", code=code_name),
     )
 
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import pytest
 from django.contrib.auth.models import AnonymousUser, Group, Permission
@@ -28,6 +28,7 @@ from ragapp.retrieval.lexicon import lexicon_drift, term_statistics
 from ragapp.retrieval.search import (
     chunk_search,
     query_vectors,
+    search_config,
     search_scope,
     searchable_chunks,
     sentence_ranking,
@@ -35,6 +36,7 @@ from ragapp.retrieval.search import (
 )
 from tests.conftest import TEST_REDIS_URL
 from tests.factories import CollectionFactory, UserFactory, indexed_document
+from tests.openai_fake import fake_openai_here, grading_model, quoted_passages
 
 pytestmark = pytest.mark.django_db
 
@@ -334,6 +336,41 @@ def call_chunk_search(world, user, tenant, request) -> list:
     )
 
 
+def call_chunk_search_model_rerank(world, user, tenant, request) -> tuple[list, list]:
+    """With a chat model grading the top passages: what it is sent counts too.
+
+    The fake model grades every passage it is sent 3 and records the
+    requests; a passage of another tenant in a request would have left the
+    user's scope for the model, so its text joins the outcome.
+    """
+    with fake_openai_here() as model:
+        route = model.post("/chat/completions").mock(
+            side_effect=grading_model(lambda t: 3)
+        )
+        passages = chunk_search(
+            user=user,
+            query=f"{canary(tenant)} vault code",
+            collection_ids=request.collection_ids(world, tenant),
+            filters=request.filters(tenant),
+            limit=100,
+            config=replace(search_config(), rerank="model", rerank_depth=100),
+        )
+    sent = [
+        text for call in route.calls for text in quoted_passages(call.request).values()
+    ]
+    # A grader that was never asked would prove nothing.
+    assert bool(passages) == route.called
+    assert all(p.rerank_score == 3.0 for p in passages)
+    return passages, sent
+
+
+def read_graded(result: tuple[list, list]) -> Outcome:
+    passages, sent = result
+    outcome = read_passages(passages)
+    outcome.texts.extend(sent)
+    return outcome
+
+
 def read_passages(passages: list) -> Outcome:
     """The passages as returned: their own text, heading and title."""
     return Outcome(
@@ -351,6 +388,11 @@ ENTRY_POINTS = {
     "bm25_ranking": (call_bm25_ranking, read_chunks, CHUNK_REQUESTS),
     "sentence_ranking": (call_sentence_ranking, read_chunks, CHUNK_REQUESTS),
     "chunk_search": (call_chunk_search, read_passages, CHUNK_REQUESTS),
+    "chunk_search_model_rerank": (
+        call_chunk_search_model_rerank,
+        read_graded,
+        CHUNK_REQUESTS,
+    ),
 }
 CASES = [
     pytest.param(entry, request, id=f"{entry}[{request.name}]")
