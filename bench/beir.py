@@ -539,11 +539,24 @@ def main() -> None:
         help="leave out the sentence re-score row (seconds per query)",
     )
     parser.add_argument(
+        "--model-rerank",
+        action="store_true",
+        help=(
+            "add the chat-model rerank row (RAGAPP_SEARCH_RERANK=model); needs "
+            "OPENAI_API_KEY or OPENAI_BASE_URL, and RAGAPP_SEARCH_RERANK_MODEL "
+            "or RAGAPP_CHAT_MODEL naming the grader"
+        ),
+    )
+    parser.add_argument(
         "--skip-other-models",
         action="store_true",
         help="only the default embedder's collection",
     )
     args = parser.parse_args()
+    if args.model_rerank and not (
+        os.environ.get("OPENAI_API_KEY") or os.environ.get("OPENAI_BASE_URL")
+    ):
+        parser.error("--model-rerank needs OPENAI_API_KEY or OPENAI_BASE_URL")
     try:
         import ir_measures  # noqa: F401
     except ImportError:
@@ -656,6 +669,22 @@ def evaluate_all(args: argparse.Namespace, scifact: Path) -> None:
                 f"hybrid + sentence re-score of the top {config.rerank_depth}",
                 main_collection,
                 replace(config, rerank="sentences"),
+            )
+        )
+    if args.model_rerank:
+        from django.conf import settings
+
+        grader = settings.SEARCH_RERANK_MODEL or settings.CHAT_MODEL
+        rows.append(
+            evaluate(
+                f"hybrid + {grader} grading the top {settings.SEARCH_RERANK_DEPTH}",
+                main_collection,
+                replace(
+                    config,
+                    rerank="model",
+                    rerank_model=grader,
+                    rerank_depth=settings.SEARCH_RERANK_DEPTH,
+                ),
             )
         )
     for model in MODELS:
