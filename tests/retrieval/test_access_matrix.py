@@ -37,10 +37,10 @@ from ragapp.retrieval.search import (
 from tests.conftest import TEST_REDIS_URL
 from tests.factories import CollectionFactory, UserFactory, indexed_document
 from tests.openai_fake import fake_openai_here, grading_model, quoted_passages
+from tests.retrieval.conftest import FAST_MODEL
 
 pytestmark = pytest.mark.django_db
 
-FAST_MODEL = "local/wordllama-l2-supercat"
 TENANTS = ("alpha", "bravo", "shared")
 PREFIX = "t02-matrix-"
 MISSING_ID = 2**31 - 1

@@ -30,13 +30,13 @@ from ragapp.retrieval.lexical import Bm25, bm25_ranking
 from ragapp.retrieval.lexicon import lexicon_drift, lexicon_rebuild
 from ragapp.retrieval.search import chunk_search, search_scope, searchable_chunks
 from tests.factories import CollectionFactory, DocumentFactory, UserFactory
+from tests.retrieval.conftest import FAST_MODEL
 
 pytestmark = pytest.mark.django_db
 
 REL = 1e-6
 DEPTHS = (1, 5, 20, 100)
 CORPUS_SLUG = "bm25-corpus-"
-FAST_MODEL = "local/wordllama-l2-supercat"
 
 
 # --- The oracle -------------------------------------------------------------------

@@ -33,10 +33,10 @@ from tests.factories import (
     UserFactory,
     indexed_document,
 )
+from tests.retrieval.conftest import FAST_MODEL
 
 pytestmark = pytest.mark.django_db
 
-FAST_MODEL = "local/wordllama-l2-supercat"
 OTHER_MODEL = "local/all-MiniLM-L6-v2"
 
 # A heading starts a chunk, and a section's chunks carry its heading's words:

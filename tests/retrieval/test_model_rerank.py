@@ -16,7 +16,6 @@ from dataclasses import replace
 
 import httpx
 import pytest
-from django.contrib.auth.models import Group
 
 from ragapp.documents.tokens import count_tokens
 from ragapp.providers.catalog import EMBEDDING_DIMENSIONS
@@ -29,7 +28,7 @@ from ragapp.retrieval.model_rerank import (
 from ragapp.retrieval.quoting import DELIMITER_NAME
 from ragapp.retrieval.search import DEFAULT_CONFIG, chunk_search, search_config
 from tests.conftest import REPO_ROOT
-from tests.factories import CollectionFactory, UserFactory
+from tests.factories import CollectionFactory
 from tests.factories import indexed_document as ingest
 from tests.openai_fake import (
     PASSAGE_BLOCK,
@@ -41,10 +40,10 @@ from tests.openai_fake import (
     quoted_passages,
     status,
 )
+from tests.retrieval.conftest import FAST_MODEL
 
 pytestmark = pytest.mark.django_db
 
-FAST_MODEL = "local/wordllama-l2-supercat"
 MODEL_CONFIG = replace(DEFAULT_CONFIG, rerank="model", rerank_depth=10)
 EXITS = (
     "# Exits\n\nThe emergency exit plan: every emergency exit is marked, "
@@ -56,19 +55,6 @@ ANSWER = (
     "the east stairwell."
 )
 CANTEEN = "# Canteen\n\nThe canteen opens at noon; the exit is by the lifts."
-
-
-@pytest.fixture
-def reader_and_collection():
-    group = Group.objects.create(name="readers")
-    user = UserFactory()
-    user.groups.add(group)
-    collection = CollectionFactory(
-        embedding_model=FAST_MODEL,
-        embedding_dimensions=EMBEDDING_DIMENSIONS[FAST_MODEL],
-    )
-    collection.reader_groups.add(group)
-    return user, collection
 
 
 @pytest.fixture

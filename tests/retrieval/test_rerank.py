@@ -7,7 +7,6 @@ from dataclasses import replace
 
 import httpx
 import pytest
-from django.contrib.auth.models import Group
 
 from ragapp.documents.chunking import passage_sentences
 from ragapp.documents.models import Chunk
@@ -19,29 +18,16 @@ from ragapp.retrieval.rerank import (
     sentence_similarities,
 )
 from ragapp.retrieval.search import DEFAULT_CONFIG, chunk_search
-from tests.factories import CollectionFactory, UserFactory
+from tests.factories import CollectionFactory
 from tests.factories import indexed_document as ingest
+from tests.retrieval.conftest import FAST_MODEL
 
 pytestmark = pytest.mark.django_db
 
-FAST_MODEL = next(name for name in EMBEDDING_DIMENSIONS if "wordllama" in name)
 FILLER = " ".join(
     f"Section {n} of the handbook lists office opening hours and parking rules."
     for n in range(6)
 )
-
-
-@pytest.fixture
-def reader_and_collection():
-    group = Group.objects.create(name="readers")
-    user = UserFactory()
-    user.groups.add(group)
-    collection = CollectionFactory(
-        embedding_model=FAST_MODEL,
-        embedding_dimensions=EMBEDDING_DIMENSIONS[FAST_MODEL],
-    )
-    collection.reader_groups.add(group)
-    return user, collection
 
 
 def test_sentence_scores_take_the_best_sentence_of_each_chunk(reader_and_collection):

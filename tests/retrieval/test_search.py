@@ -22,10 +22,10 @@ from ragapp.retrieval.search import (
 )
 from tests.factories import CollectionFactory, UserFactory
 from tests.factories import indexed_document as ingest_text
+from tests.retrieval.conftest import FAST_MODEL
 
 pytestmark = pytest.mark.django_db
 
-FAST_MODEL = next(name for name in EMBEDDING_DIMENSIONS if "wordllama" in name)
 CANARIES_A = [f"zebracanary{n}alpha" for n in range(5)]
 
 
