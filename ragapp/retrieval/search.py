@@ -469,9 +469,11 @@ def _second_stage(
     Everything below the re-ranked head keeps its fused order. A second
     stage that cannot score (its model is down) leaves the fused order.
     """
+    if not config.rerank:
+        return order, {}
     top = [pk for pk in order[: config.rerank_depth] if pk in rows]
     rest = order[config.rerank_depth :]
-    if not config.rerank or not top:
+    if not top:
         return order, {}
     if config.rerank == "sentences":
         scores = _sentence_rescore(query, [rows[pk] for pk in top], config)
