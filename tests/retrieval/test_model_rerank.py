@@ -22,10 +22,12 @@ from ragapp.providers.catalog import EMBEDDING_DIMENSIONS
 from ragapp.providers.chat import get_chat_provider
 from ragapp.retrieval.model_rerank import (
     GRADES_FORMAT,
+    MAX_PASSAGE_TOKENS,
     RERANK_RETRY,
     parse_grades,
+    rerank_messages,
 )
-from ragapp.retrieval.quoting import DELIMITER_NAME
+from ragapp.retrieval.quoting import DELIMITER_NAME, new_delimiter
 from ragapp.retrieval.search import DEFAULT_CONFIG, chunk_search, search_config
 from tests.conftest import REPO_ROOT
 from tests.factories import CollectionFactory
@@ -106,11 +108,10 @@ def test_the_models_grade_decides_and_the_fused_order_breaks_ties(
 
 
 def test_the_request_is_one_structured_call_with_each_passage_quoted(
-    handbook, openai_http, settings, monkeypatch
+    handbook, openai_http, settings
 ):
     user, _ = handbook
     settings.CHAT_MODEL = "chat-answers"
-    monkeypatch.setattr("ragapp.retrieval.model_rerank.MAX_PASSAGE_TOKENS", 12)
     route = openai_http.post("/chat/completions").mock(
         side_effect=grading_model(answers_the_drill)
     )
@@ -129,11 +130,24 @@ def test_the_request_is_one_structured_call_with_each_passage_quoted(
     sent = quoted_passages(route.calls[0].request)
     assert sorted(sent) == list(range(1, len(sent) + 1))
     assert len(sent) == len(found)  # all of the fused top (fewer than the depth)
-    # Each passage is cut for the grader; the search still returns it whole.
-    assert max(count_tokens(text) for text in sent.values()) <= 12
-    assert any(count_tokens(p.text) > 12 for p in found)
     tag = PASSAGE_BLOCK.search(user_message["content"]).group(1)
     assert f"<{tag} ...>" in system["content"]  # the rules name this request's tag
+
+
+def test_each_passage_is_cut_for_the_grader_and_returned_whole(handbook):
+    """The default chunking never makes a passage this long; another may."""
+    user, _ = handbook
+    (found, *_) = chunk_search(user=user, query="emergency exit")
+    long = replace(
+        found,
+        text=" ".join(f"Emergency exit note {n} about the stairs." for n in range(200)),
+    )
+
+    messages = rerank_messages("emergency exit", [long], delimiter=new_delimiter())
+
+    (sent,) = PASSAGE_BLOCK.findall(messages[-1]["content"])
+    assert count_tokens(sent[2]) <= MAX_PASSAGE_TOKENS < count_tokens(long.text)
+    assert long.text.startswith(sent[2])
 
 
 def test_only_the_top_depth_passages_are_graded(handbook, openai_http):
