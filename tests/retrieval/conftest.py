@@ -14,15 +14,23 @@ def media(settings, tmp_path):
     settings.MEDIA_ROOT = tmp_path / "media"
 
 
-@pytest.fixture
-def reader_and_collection():
-    """A user and the one collection their group may read (on FAST_MODEL)."""
-    group = Group.objects.create(name="readers")
+def readable_collection(**fields):
+    """A user, and a collection (on FAST_MODEL unless `fields` say otherwise) their group may read."""
+    group = Group.objects.create(name=f"readers {Group.objects.count() + 1}")
     user = UserFactory()
     user.groups.add(group)
     collection = CollectionFactory(
-        embedding_model=FAST_MODEL,
-        embedding_dimensions=EMBEDDING_DIMENSIONS[FAST_MODEL],
+        **{
+            "embedding_model": FAST_MODEL,
+            "embedding_dimensions": EMBEDDING_DIMENSIONS[FAST_MODEL],
+            **fields,
+        }
     )
     collection.reader_groups.add(group)
     return user, collection
+
+
+@pytest.fixture
+def reader_and_collection():
+    """A user and the one collection their group may read (on FAST_MODEL)."""
+    return readable_collection()

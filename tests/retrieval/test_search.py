@@ -22,7 +22,7 @@ from ragapp.retrieval.search import (
 )
 from tests.factories import CollectionFactory, UserFactory
 from tests.factories import indexed_document as ingest_text
-from tests.retrieval.conftest import FAST_MODEL
+from tests.retrieval.conftest import FAST_MODEL, readable_collection
 
 pytestmark = pytest.mark.django_db
 
@@ -112,14 +112,9 @@ def test_empty_query_returns_nothing(tenants):
 
 def test_vectors_are_compared_at_the_models_own_size():
     """A collection whose recorded size disagrees with its model still ranks by meaning."""
-    group = Group.objects.create(name="misrecorded")
-    user = UserFactory()
-    user.groups.add(group)
-    collection = CollectionFactory(
-        embedding_model=FAST_MODEL,
-        embedding_dimensions=EMBEDDING_DIMENSIONS[FAST_MODEL] + 128,
+    user, collection = readable_collection(
+        embedding_dimensions=EMBEDDING_DIMENSIONS[FAST_MODEL] + 128
     )
-    collection.reader_groups.add(group)
     ingest_text(collection, "v.md", "# Volcanoes\n\nEruptions release sulfur dioxide.")
 
     passages = chunk_search(user=user, query="volcanic gases")
