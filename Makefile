@@ -34,9 +34,11 @@ $(TEST_STAMP): pyproject.toml | $(BIN)/python
 	touch $@ $(RUN_STAMP)
 
 # Services the test suite needs beyond the embedded ones: a real Redis on
-# 127.0.0.1:6379 for the real Celery worker.
+# 127.0.0.1:6379 for the real Celery worker, and Debian's chromium at
+# /usr/bin/chromium for the browser tests (Playwright never downloads one).
 test-services:
 	scripts/ensure-redis
+	scripts/ensure-chromium
 
 lint: $(TEST_STAMP)
 	$(BIN)/ruff check .
