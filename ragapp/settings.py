@@ -206,7 +206,11 @@ CELERY_BEAT_SCHEDULE = {
     "documents-sweep": {
         "task": "ragapp.documents.tasks.documents_sweep_task",
         "schedule": INGEST_SWEEP_SECONDS,
-    }
+    },
+    "answers-sweep": {
+        "task": "ragapp.answers.tasks.answers_sweep_task",
+        "schedule": env.int("RAGAPP_ANSWER_SWEEP_SECONDS", default=60),
+    },
 }
 DATA_UPLOAD_MAX_NUMBER_FILES = MAX_UPLOAD_FILES
 DATA_UPLOAD_MAX_NUMBER_FIELDS = 1000
@@ -351,8 +355,48 @@ EXTRACTIVE_MIN_SCORE = env.float("RAGAPP_EXTRACTIVE_MIN_SCORE", default=0.58)
 # Sentences it embeds per question when their vectors were not kept at indexing,
 # from the best passages down.
 EXTRACTIVE_MAX_SENTENCES = env.int("RAGAPP_EXTRACTIVE_MAX_SENTENCES", default=64)
-# A streamed answer is screened each time this many new characters arrive.
+# No answer text reaches any client before moderation passed the window that
+# holds it: the first window is small (first words come quickly), later ones
+# hold this many characters, and a window that waited this long (a slow
+# model) is screened early (docs/BENCHMARKS.md measures what this adds).
 MODERATION_STREAM_CHARS = env.int("RAGAPP_MODERATION_STREAM_CHARS", default=400)
+MODERATION_FIRST_WINDOW_CHARS = env.int(
+    "RAGAPP_MODERATION_FIRST_WINDOW_CHARS", default=80
+)
+MODERATION_MAX_WAIT_SECONDS = env.float(
+    "RAGAPP_MODERATION_MAX_WAIT_SECONDS", default=0.6
+)
+# Answers are written apart from the connection that asked (a reload or a
+# second tab re-attaches); their events live in Redis streams for this long.
+ANSWER_EVENTS_REDIS_URL = env.str("RAGAPP_ANSWER_EVENTS_URL", default=CELERY_BROKER_URL)
+ANSWER_EVENTS_PREFIX = env.str("RAGAPP_ANSWER_EVENTS_PREFIX", default="ragapp:answer")
+ANSWER_EVENTS_TTL_SECONDS = env.int("RAGAPP_ANSWER_EVENTS_TTL_SECONDS", default=3600)
+# Answers written at once: per web process (each holds a thread and a database
+# connection) and per user across processes; past either, "busy, try again".
+ANSWER_MAX_CONCURRENT_PER_PROCESS = env.int(
+    "RAGAPP_ANSWER_MAX_CONCURRENT_PER_PROCESS", default=8
+)
+ANSWER_MAX_CONCURRENT_PER_USER = env.int(
+    "RAGAPP_ANSWER_MAX_CONCURRENT_PER_USER", default=2
+)
+# An answer's wall-clock limit; a writer silent for ANSWER_STALE_SECONDS (its
+# process died) is ended by the sweep (every RAGAPP_ANSWER_SWEEP_SECONDS).
+ANSWER_MAX_SECONDS = env.int("RAGAPP_ANSWER_MAX_SECONDS", default=300)
+ANSWER_HEARTBEAT_SECONDS = env.int("RAGAPP_ANSWER_HEARTBEAT_SECONDS", default=5)
+ANSWER_STALE_SECONDS = env.int("RAGAPP_ANSWER_STALE_SECONDS", default=60)
+for _name, _value in {
+    "RAGAPP_ANSWER_MAX_CONCURRENT_PER_PROCESS": ANSWER_MAX_CONCURRENT_PER_PROCESS,
+    "RAGAPP_ANSWER_MAX_CONCURRENT_PER_USER": ANSWER_MAX_CONCURRENT_PER_USER,
+    "RAGAPP_MODERATION_FIRST_WINDOW_CHARS": MODERATION_FIRST_WINDOW_CHARS,
+    "RAGAPP_MODERATION_STREAM_CHARS": MODERATION_STREAM_CHARS,
+}.items():
+    if _value < 1:
+        raise ImproperlyConfigured(f"{_name} must be at least 1, not {_value}.")
+if ANSWER_STALE_SECONDS <= 2 * ANSWER_HEARTBEAT_SECONDS:
+    raise ImproperlyConfigured(
+        "RAGAPP_ANSWER_STALE_SECONDS must be more than twice "
+        "RAGAPP_ANSWER_HEARTBEAT_SECONDS, or live answers would be swept."
+    )
 
 # --- Logging ------------------------------------------------------------------
 LOGGING = {

@@ -116,6 +116,24 @@ def django_db_setup(embedded_server, django_db_setup):
     close_vector_side_connections()
 
 
+# --- Answer event log -------------------------------------------------------------
+
+
+@pytest.fixture(scope="session", autouse=True)
+def answer_events() -> Iterator[str]:
+    """Answers' event streams go to the test Redis, under a prefix of this run's."""
+    import redis
+
+    prefix = f"ragapp-test-{uuid.uuid4().hex[:8]}:answer"
+    settings.ANSWER_EVENTS_REDIS_URL = TEST_REDIS_URL
+    settings.ANSWER_EVENTS_PREFIX = prefix
+    yield prefix
+    if _redis_answers(TEST_REDIS_URL):
+        client = redis.Redis.from_url(TEST_REDIS_URL)
+        for key in client.scan_iter(match=f"{prefix}*"):
+            client.delete(key)
+
+
 # --- Celery worker (RW in the reliability plan) ---------------------------------
 
 

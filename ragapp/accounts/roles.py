@@ -22,8 +22,7 @@ ADMIN_PERMISSIONS: tuple[str, ...] = (
     "documents.view_chunk",
     "auth.view_group",
     "auth.view_user",
-    "answers.view_thread",
-    "answers.view_message",
-    "answers.view_citation",
+    "answers.view_feedback",
+    "answers.view_conversationread",
     "moderation.view_moderationcheck",
 )

@@ -1,9 +1,20 @@
-"""Admins see every question, answer, citation and what it cost; nobody edits them."""
+"""Superusers see every question, answer, citation and what it cost; nobody edits them.
+
+The Admins group reads conversations only through the product's audited
+view; a superuser opening one here is logged the same way.
+"""
 
 from django.contrib import admin
-from django.http import HttpRequest
+from django.http import HttpRequest, HttpResponse
 
-from ragapp.answers.models import Citation, Message, Thread
+from ragapp.answers.models import (
+    Citation,
+    ConversationRead,
+    Feedback,
+    Message,
+    Thread,
+)
+from ragapp.answers.services import conversation_read_record
 from ragapp.documents.admin import ReadOnlyAdmin
 
 
@@ -45,9 +56,49 @@ class MessageAdmin(ReadOnlyAdmin):
     def user(self, obj: Message) -> str:
         return obj.thread.user.get_username()
 
+    def change_view(
+        self,
+        request: HttpRequest,
+        object_id: str,
+        form_url: str = "",
+        extra_context: dict | None = None,
+    ) -> HttpResponse:
+        message = Message.objects.filter(pk=object_id).select_related("thread").first()
+        if message is not None:
+            conversation_read_record(reader=request.user, thread=message.thread)
+        return super().change_view(request, object_id, form_url, extra_context)
+
 
 @admin.register(Thread)
 class ThreadAdmin(ReadOnlyAdmin):
     list_display = ("title", "user", "created_at", "updated_at")
     search_fields = ("title", "user__username")
     list_select_related = ("user",)
+
+    def change_view(
+        self,
+        request: HttpRequest,
+        object_id: str,
+        form_url: str = "",
+        extra_context: dict | None = None,
+    ) -> HttpResponse:
+        thread = Thread.objects.filter(pk=object_id).first()
+        if thread is not None:
+            conversation_read_record(reader=request.user, thread=thread)
+        return super().change_view(request, object_id, form_url, extra_context)
+
+
+@admin.register(Feedback)
+class FeedbackAdmin(ReadOnlyAdmin):
+    list_display = ("updated_at", "user", "rating", "comment", "message")
+    list_filter = ("rating",)
+    list_select_related = ("user",)
+
+
+@admin.register(ConversationRead)
+class ConversationReadAdmin(ReadOnlyAdmin):
+    """The read log: visible, never editable, not even by superusers here."""
+
+    list_display = ("read_at", "reader_name", "owner_name", "thread_title")
+    search_fields = ("reader_name", "owner_name", "thread_title")
+    date_hierarchy = "read_at"

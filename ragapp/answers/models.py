@@ -88,13 +88,26 @@ class Message(models.Model):
     answer_checks = models.ManyToManyField(
         "moderation.ModerationCheck", blank=True, related_name="+"
     )
+    # An answer moderation stopped or could not check: its text and citations
+    # are not kept, so it can never be shown again (fail closed).
+    withheld = models.BooleanField(default=False)
     first_token_ms = models.PositiveIntegerField(null=True, blank=True)
     latency_ms = models.PositiveIntegerField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     finished_at = models.DateTimeField(null=True, blank=True)
+    # Renewed by the process writing the answer; an answer whose heartbeat
+    # stopped (its process died) is ended by the sweep, never left answering.
+    heartbeat_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["created_at", "pk"]
+        indexes = [
+            models.Index(
+                fields=["status", "heartbeat_at"],
+                name="message_answering",
+                condition=models.Q(status="answering"),
+            )
+        ]
 
     def __str__(self) -> str:
         return self.question[:80]
@@ -128,3 +141,58 @@ class Citation(models.Model):
 
     def __str__(self) -> str:
         return f"[{self.marker}] {self.document_title}"
+
+
+class Feedback(models.Model):
+    """What the asker thought of an answer: thumbs up or down, and why."""
+
+    class Rating(models.IntegerChoices):
+        UP = 1, _("helpful")
+        DOWN = -1, _("not helpful")
+
+    message = models.OneToOneField(
+        Message, on_delete=models.CASCADE, related_name="feedback"
+    )
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+"
+    )
+    rating = models.SmallIntegerField(choices=Rating.choices)
+    comment = models.TextField(_("comment"), blank=True, max_length=2000)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["-updated_at"]
+
+    def __str__(self) -> str:
+        return f"{self.get_rating_display()} on message {self.message_id}"
+
+
+class ConversationRead(models.Model):
+    """An admin opened someone else's conversation: who, whose, when.
+
+    Admins may read staff conversations (to follow up feedback or a
+    moderation event), and every such read leaves this row. No role may
+    change or delete these rows through the product or the admin.
+    """
+
+    # Names are copied: the log outlives the thread and both accounts.
+    reader = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    reader_name = models.CharField(max_length=150)
+    thread = models.ForeignKey(
+        Thread, null=True, on_delete=models.SET_NULL, related_name="reads"
+    )
+    owner = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    owner_name = models.CharField(max_length=150)
+    thread_title = models.CharField(max_length=200)
+    read_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-read_at"]
+
+    def __str__(self) -> str:
+        return f"{self.reader} read thread {self.thread_id}"

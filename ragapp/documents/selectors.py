@@ -53,3 +53,15 @@ def collections_by_slug(slugs: Sequence[str]) -> tuple[list[Collection], list[st
         collections = collections.filter(slug__in=slugs)
     found = list(collections)
     return found, sorted(set(slugs) - {c.slug for c in found})
+
+
+def document_get_readable(
+    *, user: AbstractBaseUser | AnonymousUser, document_id: int
+) -> Document:
+    """A document in a collection `user` may read; Document.DoesNotExist otherwise.
+
+    Missing and forbidden fail alike, so a guessed id tells nothing.
+    """
+    return Document.objects.select_related("collection").get(
+        pk=document_id, collection_id__in=collection_ids_readable(user=user)
+    )

@@ -17,7 +17,8 @@ import pytest
 
 from ragapp.answers.events import CitationAdded, Delta, Finished
 from ragapp.answers.models import Message
-from ragapp.answers.services import ALLOWED_TOOLS, ask
+from ragapp.answers.services import ask
+from ragapp.answers.tools import ALLOWED_TOOLS
 from tests.factories import indexed_document
 from tests.model_stub import (
     Echo,
@@ -276,19 +277,35 @@ def test_echoed_context_leaks_no_secret_in_answers_events_or_logs(
 
 
 def test_flagged_answer_is_stopped_mid_stream(model, staff, handbook, settings):
+    settings.MODERATION_FIRST_WINDOW_CHARS = 50
     settings.MODERATION_STREAM_CHARS = 100
     long = "Meals are refunded up to 35 euros a day [1]. " * 20
     model.chat.push(Reply(long, chunk_size=10))
-    model.moderations.push(Moderation(), Moderation(categories=["violence"]))
+    # The question, the first window (passed), the second window (flagged).
+    model.moderations.push(
+        Moderation(), Moderation(), Moderation(categories=["violence"])
+    )
     events, text, _ = run(ask(user=staff, question=QUESTION))
     finished = events[-1]
     assert finished.status == Message.Status.STOPPED
     assert finished.retract
     assert "violence" in finished.reason
-    assert 0 < len(text) < len(long)
+    # Only the window that passed was ever released.
+    assert 50 <= len(text) < 50 + 10
     message = Message.objects.get(pk=finished.message_id)
+    assert message.withheld
+    assert message.answer == ""
     assert message.citations.count() == 0
     assert message.answer_checks.filter(flagged=True).count() == 1
+
+
+def test_no_text_is_released_before_its_window_is_screened(model, staff, handbook):
+    model.chat.push(Reply("Meals are refunded up to 35 euros a day [1]. " * 5))
+    model.moderations.push(Moderation(), Moderation(categories=["violence"]))
+    events, text, _ = run(ask(user=staff, question=QUESTION))
+    assert text == ""
+    assert not [e for e in events if e.kind in ("delta", "citation")]
+    assert events[-1].status == Message.Status.STOPPED
 
 
 # --- T16: moderation down, fail closed ---------------------------------------------

@@ -33,8 +33,8 @@ def test_extractive_answer_streams_with_citations_and_is_recorded(staff, handboo
     assert citations, "a cited passage comes with its citation event"
     assert all(c.document_title == "Travel policy" for c in citations)
     assert any("35 euros" in c.quote for c in citations)
-    # More than one delta: the answer streams.
-    assert sum(isinstance(e, Delta) for e in events) > 3
+    # More than one delta: the answer streams, a moderation window at a time.
+    assert sum(isinstance(e, Delta) for e in events) > 1
 
     message = Message.objects.get(pk=finished.message_id)
     assert message.thread.user == staff
