@@ -10,6 +10,7 @@ three in step with docker-compose.yml.
 """
 
 import os
+from datetime import timedelta
 from pathlib import Path
 
 import environ
@@ -51,6 +52,7 @@ INSTALLED_APPS = [
     "csp",
     "django_htmx",
     "template_partials",
+    "axes",
     "ragapp.runtime",
     "ragapp.accounts",
     "ragapp.documents",
@@ -71,6 +73,8 @@ MIDDLEWARE = [
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "csp.middleware.CSPMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
+    # Last, as django-axes asks: it turns a locked-out sign-in into a 429.
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "ragapp.urls"
@@ -236,6 +240,21 @@ STORAGES = {
 
 # --- Accounts and passwords ---------------------------------------------------
 LOGIN_URL = "accounts:login"
+# Failed sign-ins are counted per client address (ragapp.accounts.throttling).
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
+AXES_FAILURE_LIMIT = env.int("RAGAPP_LOGIN_FAILURE_LIMIT", default=10)
+AXES_COOLOFF_TIME = timedelta(
+    minutes=env.int("RAGAPP_LOGIN_COOLOFF_MINUTES", default=15)
+)
+AXES_LOCKOUT_PARAMETERS = ["ip_address"]
+AXES_RESET_ON_SUCCESS = True
+AXES_CLIENT_IP_CALLABLE = "ragapp.accounts.throttling.client_ip"
+AXES_LOCKOUT_CALLABLE = "ragapp.accounts.throttling.lockout_response"
+AXES_ENABLE_ADMIN = False
+AXES_VERBOSE = False
 LOGIN_REDIRECT_URL = "web:home"
 LOGOUT_REDIRECT_URL = "accounts:login"
 PASSWORD_HASHERS = [

@@ -115,3 +115,46 @@ def test_role_migration_and_roles_module_agree():
     granted = set(first.ADMIN_PERMISSIONS) | set(added.ADDED_PERMISSIONS)
     granted = granted - set(audited.REVOKED_PERMISSIONS) | set(audited.ADDED_PERMISSIONS)
     assert granted == set(ADMIN_PERMISSIONS)
+
+
+# --- T06: sign-in throttling ------------------------------------------------------
+
+
+def _fail(client, username="reader", ip="10.1.2.3", **extra):
+    return client.post(
+        reverse("accounts:login"),
+        {"username": username, "password": "wrong password"},
+        REMOTE_ADDR=ip,
+        **extra,
+    )
+
+
+def test_ten_failed_sign_ins_from_one_address_are_throttled_with_retry_after(
+    client, staff_user, settings
+):
+    for _ in range(settings.AXES_FAILURE_LIMIT - 1):
+        assert _fail(client).status_code == 200
+    locked = _fail(client)
+    assert locked.status_code == 429
+    assert int(locked["Retry-After"]) == settings.AXES_COOLOFF_TIME.total_seconds()
+    assert "Too many failed sign-ins" in locked.content.decode()
+    # Even the right password waits out the cool-off from that address...
+    right = client.post(
+        reverse("accounts:login"),
+        {"username": "reader", "password": TEST_PASSWORD},
+        REMOTE_ADDR="10.1.2.3",
+    )
+    assert right.status_code == 429
+    # ...while the same person signs in from another address.
+    other = client.post(
+        reverse("accounts:login"),
+        {"username": "reader", "password": TEST_PASSWORD},
+        REMOTE_ADDR="10.9.9.9",
+    )
+    assert other.status_code == 302
+
+
+def test_a_spoofed_forwarded_for_header_does_not_reset_the_count(client, settings):
+    for n in range(settings.AXES_FAILURE_LIMIT):
+        _fail(client, username=f"user{n}", HTTP_X_FORWARDED_FOR=f"192.0.2.{n}")
+    assert _fail(client, HTTP_X_FORWARDED_FOR="198.51.100.7").status_code == 429
