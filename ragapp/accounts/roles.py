@@ -26,3 +26,10 @@ ADMIN_PERMISSIONS: tuple[str, ...] = (
     "answers.view_conversationread",
     "moderation.view_moderationcheck",
 )
+
+
+def is_admin(user: object) -> bool:
+    """Whether `user` may use the Manage pages: a superuser or an Admins member."""
+    if not getattr(user, "is_authenticated", False) or not user.is_active:
+        return False
+    return user.is_superuser or user.groups.filter(name=ADMINS_GROUP).exists()
