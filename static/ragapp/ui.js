@@ -1,0 +1,85 @@
+// Small progressive behaviours of the ask page; the page works without them.
+// Rendering stays on the server: nothing here builds markup from data.
+(function () {
+  "use strict";
+
+  function showCopyButtons(root) {
+    if (!navigator.clipboard) return;
+    root.querySelectorAll("[data-copy]").forEach(function (button) {
+      button.hidden = false;
+    });
+  }
+
+  document.addEventListener("click", function (event) {
+    // A citation opens in the side panel; without JS its link opens a page.
+    var cite = event.target.closest("a.cite, a.source");
+    if (cite && window.htmx && document.getElementById("source-panel") &&
+        !event.ctrlKey && !event.metaKey && !event.shiftKey && event.button === 0) {
+      event.preventDefault();
+      htmx.ajax("GET", cite.getAttribute("href"), {target: "#source-panel", swap: "innerHTML"});
+      return;
+    }
+    var copy = event.target.closest("[data-copy]");
+    if (copy) {
+      var source = document.querySelector(copy.getAttribute("data-copy"));
+      if (source) {
+        navigator.clipboard.writeText(source.innerText).then(function () {
+          copy.textContent = "Copied";
+          setTimeout(function () { copy.textContent = "Copy answer"; }, 2000);
+        });
+      }
+      return;
+    }
+    if (event.target.closest("[data-close-panel]")) {
+      var panel = document.getElementById("source-panel");
+      panel.replaceChildren();
+      panel.classList.remove("open");
+    }
+  });
+
+  // Ctrl+Enter (or Cmd+Enter) sends the question.
+  document.addEventListener("keydown", function (event) {
+    if (event.key === "Enter" && (event.ctrlKey || event.metaKey) &&
+        event.target.id === "question") {
+      event.preventDefault();
+      event.target.form.requestSubmit();
+    }
+  });
+
+  document.addEventListener("htmx:afterRequest", function (event) {
+    var form = event.detail.elt;
+    if (form.id === "ask-form" && event.detail.successful &&
+        event.detail.target && event.detail.target.id === "turns") {
+      form.querySelector("#question").value = "";
+      var turns = document.getElementById("turns");
+      if (turns.lastElementChild) turns.lastElementChild.scrollIntoView({block: "nearest"});
+    }
+  });
+
+  document.addEventListener("htmx:afterSwap", function (event) {
+    var target = event.detail.target;
+    showCopyButtons(target.parentElement || document);
+    if (target.id === "source-panel") {
+      target.classList.add("open");
+      target.querySelectorAll("[data-close-panel]").forEach(function (b) { b.hidden = false; });
+      var heading = target.querySelector("h2");
+      if (heading) {
+        heading.setAttribute("tabindex", "-1");
+        heading.focus({preventScroll: true});
+        target.scrollIntoView({block: "nearest"});
+      }
+    }
+  });
+
+  // A live answer whose connection dropped says so while it reconnects.
+  document.addEventListener("htmx:sseError", function (event) {
+    var live = event.detail.elt.closest(".answer.live");
+    if (live) live.classList.add("reconnecting");
+  });
+  document.addEventListener("htmx:sseOpen", function (event) {
+    var live = event.detail.elt.closest(".answer.live");
+    if (live) live.classList.remove("reconnecting");
+  });
+
+  showCopyButtons(document);
+})();
