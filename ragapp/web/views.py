@@ -101,6 +101,7 @@ def ask_submit(request: HttpRequest) -> HttpResponse:
         "t": turn_context(message, user=request.user),
         "new_thread": thread is None,
         "thread": message.thread,
+        "threads": answer_selectors.thread_list(user=request.user)[:50],
     }
     response = render(request, "web/ask.html#turn-posted", context)
     if thread is None:

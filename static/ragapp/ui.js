@@ -58,6 +58,7 @@
 
   document.addEventListener("htmx:afterSwap", function (event) {
     var target = event.detail.target;
+    if (!target) return;
     showCopyButtons(target.parentElement || document);
     if (target.id === "source-panel") {
       target.classList.add("open");
