@@ -135,6 +135,18 @@ def time_ask(user: AbstractBaseUser, question: str) -> tuple[float, float, str]:
     return first or float("nan"), time.perf_counter() - started, text
 
 
+GATE_WINDOWS = (20, 40, 80)
+
+
+def gate_delay(user: AbstractBaseUser, question: str) -> float:
+    """Milliseconds between the model's first token and the first released one."""
+    from ragapp.answers.models import Message
+
+    time_ask(user, question)
+    message = Message.objects.order_by("-pk").first()
+    return message.first_token_ms - message.retrieval_trace["model_first_token_ms"]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--rounds", type=int, default=100)
@@ -183,10 +195,23 @@ def main() -> None:
                 direct.append(d)
                 through.append(a)
                 added.append(a - d)
+            # What the moderation gate adds: no text is released before the
+            # window holding it was screened, so the first token waits for
+            # the first window. Measured per message from the loop's own
+            # clock: the model's first token to the first released one.
+            gate: dict[int, list[float]] = {}
+            for window in GATE_WINDOWS:
+                settings.MODERATION_FIRST_WINDOW_CHARS = window
+                for round_ in range(max(10, args.rounds // 4)):
+                    gate.setdefault(window, []).append(
+                        gate_delay(user, QUESTIONS[round_ % len(QUESTIONS)])
+                    )
         finally:
             stub.stop()
 
+    default_window = 80
     figures = {
+        "gate_p50_ms": round(percentile(gate[default_window], 50), 1),
         "added_ttft_p50_ms": round(percentile(added, 50), 1),
         "added_ttft_p95_ms": round(percentile(added, 95), 1),
         "offline_ttft_ms": round(statistics.median(offline_ttft), 1),
@@ -203,6 +228,17 @@ def main() -> None:
             f"| offline extractive, tokens/s | {statistics.median(offline_rate):.0f} | |",
         ]
     )
+    gate_table = "\n".join(
+        [
+            "| first moderation window (characters) | gate p50 (ms) | gate p95 (ms) |",
+            "| ---: | ---: | ---: |",
+            *(
+                f"| {w}{' (default)' if w == default_window else ''} | "
+                f"{percentile(gate[w], 50):.1f} | {percentile(gate[w], 95):.1f} |"
+                for w in GATE_WINDOWS
+            ),
+        ]
+    )
     text = f"""# Answer latency
 
 Command: `{command_line()}` ({dt.datetime.now(dt.UTC).date().isoformat()}, {platform.processor() or platform.machine()}, {os.cpu_count()} cores, load {load:.1f} at the end).
@@ -212,6 +248,23 @@ The stub streams {len(ANSWER)} characters in pieces of {CHUNK_CHARS} every {CHUN
 {table}
 
 Target: added p95 ≤ 50 ms.
+
+## What the moderation gate adds to the first token
+
+No answer text reaches a client before the moderation window holding it has
+passed (`RAGAPP_MODERATION_FIRST_WINDOW_CHARS`, then
+`RAGAPP_MODERATION_STREAM_CHARS`; a window that waited
+`RAGAPP_MODERATION_MAX_WAIT_SECONDS` is screened early). The gate's delay is
+measured per answer, from the model's first token to the first released
+one, with the stub streaming {1000 * CHUNK_CHARS / (CHUNK_DELAY * 1000):.0f} characters a second and
+the offline moderation screen ({max(10, args.rounds // 4)} answers per row). The "added by ragapp" row
+above includes it.
+
+{gate_table}
+
+Most of the delay is waiting for the window to fill at the model's pace (a
+slower model waits longer, up to the max wait of 0.6 s); screening a window
+offline takes a few milliseconds.
 """
     report_write("answer.md", text, figures)
 

@@ -26,6 +26,7 @@ import redis.asyncio as aioredis
 from django.conf import settings
 
 from ragapp.answers.events import AnswerEvent, event_payload
+from ragapp.answers.models import Message
 
 # Far above any answer's event count (deltas are batched per moderation window).
 MAX_EVENTS = 10_000
@@ -51,8 +52,11 @@ def redis_url() -> str:
     return url
 
 
-def _key(message_id: int) -> str:
-    return f"{settings.ANSWER_EVENTS_PREFIX}:{message_id}"
+def _key(message: Message) -> str:
+    """The message's stream: its id and creation time, so a stream left from a
+    database that was reset (ids start again) is never taken for a new one."""
+    created = int(message.created_at.timestamp() * 1_000_000)
+    return f"{settings.ANSWER_EVENTS_PREFIX}:{message.pk}:{created}"
 
 
 @cache
@@ -64,9 +68,9 @@ def client() -> redis.Redis:
     return _client(redis_url())
 
 
-def append(message_id: int, event: AnswerEvent) -> str:
+def append(message: Message, event: AnswerEvent) -> str:
     """Append `event` to the message's stream and return its id."""
-    key = _key(message_id)
+    key = _key(message)
     data = json.dumps(event_payload(event), ensure_ascii=True)
     pipe = client().pipeline(transaction=False)
     pipe.xadd(key, {"e": data}, maxlen=MAX_EVENTS, approximate=True)
@@ -75,14 +79,14 @@ def append(message_id: int, event: AnswerEvent) -> str:
     return event_id.decode() if isinstance(event_id, bytes) else event_id
 
 
-def read(message_id: int, *, after: str = "0") -> Iterator[LoggedEvent]:
+def read(message: Message, *, after: str = "0") -> Iterator[LoggedEvent]:
     """Every event logged after `after` so far (no waiting)."""
-    for event_id, fields in client().xrange(_key(message_id), min=f"({after}"):
+    for event_id, fields in client().xrange(_key(message), min=f"({after}"):
         yield _logged(event_id, fields)
 
 
-def exists(message_id: int) -> bool:
-    return bool(client().exists(_key(message_id)))
+def exists(message: Message) -> bool:
+    return bool(client().exists(_key(message)))
 
 
 def _logged(event_id: bytes | str, fields: dict) -> LoggedEvent:
@@ -101,8 +105,8 @@ def valid_id(value: str) -> bool:
 class AsyncReader:
     """Blocking reads for an SSE response, on the event loop (no thread held)."""
 
-    def __init__(self, message_id: int) -> None:
-        self.key = _key(message_id)
+    def __init__(self, message: Message) -> None:
+        self.key = _key(message)
         self._redis = aioredis.Redis.from_url(redis_url(), socket_timeout=None)
 
     async def next_batch(self, after: str, *, block_ms: int) -> list[LoggedEvent]:

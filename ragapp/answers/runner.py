@@ -211,7 +211,7 @@ def _write(writer: _Writer) -> None:
     finished = False
     try:
         for event in stream:
-            eventlog.append(message_id, event)
+            eventlog.append(stream.message, event)
             finished = isinstance(event, Finished)
             if writer.stop_reason and not finished:
                 stream.stop(writer.stop_reason)
@@ -237,7 +237,7 @@ def _log_end(message_id: int) -> None:
     if message.finished_at is None:
         message_interrupt(message, _("The answer stopped unexpectedly; ask again."))
         return
-    eventlog.append(message_id, finished_event(message))
+    eventlog.append(message, finished_event(message))
 
 
 def finished_event(message: Message) -> Finished:
@@ -321,7 +321,7 @@ def message_interrupt(message: Message, reason: str) -> bool:
     """
     released = "".join(
         event.payload.get("text", "")
-        for event in eventlog.read(message.pk)
+        for event in eventlog.read(message)
         if event.kind == Delta.kind
     )
     now = timezone.now()
@@ -336,7 +336,7 @@ def message_interrupt(message: Message, reason: str) -> bool:
     )
     if updated:
         message.refresh_from_db()
-        eventlog.append(message.pk, finished_event(message))
+        eventlog.append(message, finished_event(message))
     return bool(updated)
 
 

@@ -63,7 +63,7 @@ async def _events(
     session: SessionBase, user_id: int, message: Message, resume_after: str
 ) -> AsyncIterator[bytes]:
     yield f"retry: {RETRY_MS}\n\n".encode()
-    reader = eventlog.AsyncReader(message.pk)
+    reader = eventlog.AsyncReader(message)
     try:
         after = resume_after or "0"
         if not resume_after:
@@ -100,7 +100,7 @@ async def _events(
 
 def _snapshot(message: Message) -> tuple[str, list[bytes], bool] | None:
     """What a fresh reader sees at once: the text and citations so far, or the end."""
-    logged = list(eventlog.read(message.pk))
+    logged = list(eventlog.read(message))
     if not logged:
         message.refresh_from_db()
         if message.status != Message.Status.ANSWERING:

@@ -165,7 +165,7 @@ def test_a_reader_resumes_after_the_last_event_it_saw(
     ask_htmx(client_staff)
     message = last_message()
     assert runner.wait_idle(30)
-    logged = list(eventlog.read(message.pk))
+    logged = list(eventlog.read(message))
     deltas = [e for e in logged if e.kind == "delta"]
     assert len(deltas) >= 2
     events = stream(client_staff, message.pk, HTTP_LAST_EVENT_ID=deltas[0].id)
@@ -253,13 +253,13 @@ def test_the_sweep_ends_an_answer_whose_writer_died(staff, handbook):
     )
     from ragapp.answers.events import Delta
 
-    eventlog.append(message.pk, Delta(text="Meals are refunded"))
+    eventlog.append(message, Delta(text="Meals are refunded"))
     assert runner.answers_sweep() == 1
     message.refresh_from_db()
     assert message.status == Message.Status.INTERRUPTED
     assert message.answer == "Meals are refunded"
     assert "server writing it stopped" in message.status_reason
-    assert [e.kind for e in eventlog.read(message.pk)][-1] == "finished"
+    assert [e.kind for e in eventlog.read(message)][-1] == "finished"
     assert runner.answers_sweep() == 0
 
 

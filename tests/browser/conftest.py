@@ -47,6 +47,7 @@ from playwright.sync_api import Browser, ConsoleMessage, Error, Page, sync_playw
 from ragapp.accounts.roles import ADMIN_PERMISSIONS, ADMINS_GROUP, STAFF_GROUP
 from tests.conftest import REPO_ROOT, TEST_REDIS_URL, Worker, _stop_process_group
 from tests.factories import TEST_PASSWORD, UserFactory
+from tests.model_stub import ModelStub
 
 CHROMIUM = Path("/usr/bin/chromium")
 # The machine's network is closed: without these, chromium's own background
@@ -115,13 +116,14 @@ def _free_port(host: str) -> int:
         return sock.getsockname()[1]
 
 
-def _server_env(worker: Worker, static_root: Path) -> dict[str, str]:
+def _server_env(worker: Worker, static_root: Path, model_url: str) -> dict[str, str]:
     """Return the worker's environment made into a plain-HTTP loopback server's.
 
     The worker's already names the test database, the test queue and the data
     dir. SECRET_KEY is this process's, so sessions and tokens a test makes
-    here are valid there. No OpenAI variables: the local providers answer, and
-    nothing leaves the machine. DJANGO_ALLOW_ASYNC_UNSAFE stays out: the
+    here are valid there. The chat model is the session's hostile model stub
+    on loopback (`model_url`, scripted per test); with a base URL and no key,
+    moderation and embeddings stay local, and nothing leaves the machine. DJANGO_ALLOW_ASYNC_UNSAFE stays out: the
     server must keep Django's guard even though this process lifts it.
     """
     dropped = {
@@ -147,6 +149,11 @@ def _server_env(worker: Worker, static_root: Path) -> dict[str, str]:
             # Collected by the session's `collected_static`, as `manage.py
             # serve` runs collectstatic before starting uvicorn.
             "RAGAPP_STATIC_ROOT": str(static_root),
+            "OPENAI_BASE_URL": model_url,
+            # Answers' event streams under this run's prefix (tests/conftest.py).
+            "RAGAPP_ANSWER_EVENTS_PREFIX": settings.ANSWER_EVENTS_PREFIX,
+            "RAGAPP_CHAT_MODEL": "stub-model",
+            "RAGAPP_MODEL_TIMEOUT_SECONDS": "5",
         }
     )
     return env
@@ -160,7 +167,9 @@ def _healthy(url: str) -> bool:
 
 
 @pytest.fixture(scope="session")
-def live_app(celery_worker: Worker, collected_static: Path) -> Iterator[LiveApp]:
+def live_app(
+    celery_worker: Worker, collected_static: Path, model_stub_server: ModelStub
+) -> Iterator[LiveApp]:
     """Serve the real app in a uvicorn subprocess until the session ends."""
     host = "127.0.0.1"
     app = LiveApp(
@@ -178,7 +187,9 @@ def live_app(celery_worker: Worker, collected_static: Path) -> Iterator[LiveApp]
         process = subprocess.Popen(
             command,
             cwd=REPO_ROOT,
-            env=_server_env(celery_worker, collected_static),
+            env=_server_env(
+                celery_worker, collected_static, model_stub_server.base_url
+            ),
             stdout=log,
             stderr=subprocess.STDOUT,
             start_new_session=True,
