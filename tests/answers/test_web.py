@@ -8,6 +8,8 @@ it arrive piece by piece.
 """
 
 import re
+import threading
+import time
 import warnings
 
 import pytest
@@ -520,3 +522,33 @@ def test_citations_are_recorded_as_they_are_released(client_staff, handbook):
         Citation.objects.filter(message=message).values_list("marker", flat=True)
     )
     assert markers == sorted({int(n) for n in re.findall(r"\[(\d+)\]", message.answer)})
+
+
+# --- T04: disabling a user ends their live answer and stream ------------------------------
+
+
+def test_disabling_a_user_ends_their_stream_and_their_answer(
+    client_staff, staff, handbook, slow_model, settings
+):
+    settings.ANSWER_HEARTBEAT_SECONDS = 1
+    slow_model.chat.push(Reply("Meals [1]. " * 400, chunk_size=5, delay=0.02))
+    ask_htmx(client_staff)
+    message = last_message()
+    read: list = []
+    reader = threading.Thread(
+        target=lambda: read.extend(stream(client_staff, message.pk))
+    )
+    reader.start()  # an open stream, then the user is disabled under it
+    time.sleep(1)
+    staff.is_active = False
+    staff.save()
+    reader.join(timeout=15)
+    assert not reader.is_alive(), "the stream did not end"
+    events = read
+    assert events[-1][0] == "end"
+    # Whichever noticed first: the writer (stopped) or the reader (signed out).
+    assert "account was disabled" in events[-1][2] or "signed out" in events[-1][2]
+    assert runner.wait_idle(30)
+    message.refresh_from_db()
+    assert message.status == Message.Status.INTERRUPTED
+    assert "account was disabled" in message.status_reason
