@@ -31,8 +31,27 @@ class CitationInline(admin.TabularInline):
         return False
 
 
+class AuditedReadAdmin(ReadOnlyAdmin):
+    """Opening one of these rows reads someone's conversation: log it first."""
+
+    def thread_of(self, object_id: str) -> Thread | None:
+        raise NotImplementedError
+
+    def change_view(
+        self,
+        request: HttpRequest,
+        object_id: str,
+        form_url: str = "",
+        extra_context: dict | None = None,
+    ) -> HttpResponse:
+        thread = self.thread_of(object_id)
+        if thread is not None:
+            conversation_read_record(reader=request.user, thread=thread)
+        return super().change_view(request, object_id, form_url, extra_context)
+
+
 @admin.register(Message)
-class MessageAdmin(ReadOnlyAdmin):
+class MessageAdmin(AuditedReadAdmin):
     list_display = (
         "created_at",
         "user",
@@ -56,36 +75,19 @@ class MessageAdmin(ReadOnlyAdmin):
     def user(self, obj: Message) -> str:
         return obj.thread.user.get_username()
 
-    def change_view(
-        self,
-        request: HttpRequest,
-        object_id: str,
-        form_url: str = "",
-        extra_context: dict | None = None,
-    ) -> HttpResponse:
+    def thread_of(self, object_id: str) -> Thread | None:
         message = Message.objects.filter(pk=object_id).select_related("thread").first()
-        if message is not None:
-            conversation_read_record(reader=request.user, thread=message.thread)
-        return super().change_view(request, object_id, form_url, extra_context)
+        return message.thread if message else None
 
 
 @admin.register(Thread)
-class ThreadAdmin(ReadOnlyAdmin):
+class ThreadAdmin(AuditedReadAdmin):
     list_display = ("title", "user", "created_at", "updated_at")
     search_fields = ("title", "user__username")
     list_select_related = ("user",)
 
-    def change_view(
-        self,
-        request: HttpRequest,
-        object_id: str,
-        form_url: str = "",
-        extra_context: dict | None = None,
-    ) -> HttpResponse:
-        thread = Thread.objects.filter(pk=object_id).first()
-        if thread is not None:
-            conversation_read_record(reader=request.user, thread=thread)
-        return super().change_view(request, object_id, form_url, extra_context)
+    def thread_of(self, object_id: str) -> Thread | None:
+        return Thread.objects.filter(pk=object_id).first()
 
 
 @admin.register(Feedback)

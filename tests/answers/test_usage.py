@@ -154,3 +154,14 @@ def test_admins_group_cannot_read_conversations_in_the_django_admin(
     client.force_login(admin)
     url = reverse("admin:answers_message_change", args=[m.pk])
     assert client.get(url).status_code in (302, 403)
+
+
+def test_a_superuser_opening_a_message_in_the_django_admin_is_logged(client, staff):
+    m = message(staff, "private")
+    root = UserFactory(username="root", is_staff=True, is_superuser=True)
+    client.force_login(root)
+    assert (
+        client.get(reverse("admin:answers_message_change", args=[m.pk])).status_code
+        == 200
+    )
+    assert ConversationRead.objects.get().reader_name == "root"
