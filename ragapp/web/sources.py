@@ -4,10 +4,9 @@ Callers have already checked access (ragapp.answers.selectors): a citation
 is reachable only by the asker, while they may read its collection, and a
 document only by readers of its collection.
 
-Uploaded files are hostile until proven otherwise (T11). A PDF, whose type
-was checked from its content at upload, opens inline in the browser's own
-viewer (so `#page=N` lands on the cited page) under a sandboxing CSP; every
-other type is sent as an attachment that the browser never renders as ours.
+Uploaded files are hostile until proven otherwise (T11): they download as
+attachments under a sandboxing CSP, except a PDF opened in the browser's own
+viewer (so `#page=N` lands on the cited page); see original_file_response.
 """
 
 from __future__ import annotations
@@ -80,21 +79,31 @@ def page_image_response(citation: Citation, *, page: int) -> HttpResponse:
     return response
 
 
-def original_file_response(document: Document) -> FileResponse:
-    """The stored upload, served so that it can never run as our page."""
+def original_file_response(
+    document: Document, *, download: bool = False
+) -> FileResponse:
+    """The stored upload, served so that it can never run as our page.
+
+    Every type downloads as an attachment under a sandboxing CSP, except a
+    PDF opened to read: Chromium refuses to start its PDF viewer in a
+    sandboxed document ("This page has been blocked"), so the viewer's copy
+    goes out inline with the type fixed to application/pdf (the content was
+    checked to be a PDF at upload) and nosniff, so it can only ever be shown
+    as a PDF, whose scripts run in the viewer's own process, not our origin.
+    """
     if not document.file:
         raise Http404
     name = document.original_filename or document.title or "document"
-    inline = document.content_type == PDF
+    inline = document.content_type == PDF and not download
     response = FileResponse(
         document.file.open("rb"),
         as_attachment=not inline,
         filename=name,
         content_type=PDF if inline else "application/octet-stream",
     )
-    # A sandboxed document has no origin: even a PDF viewer's scripts, or a
-    # file a browser mis-sniffed, cannot reach our cookies or pages.
-    response["Content-Security-Policy"] = "sandbox"
+    response["Content-Security-Policy"] = (
+        "default-src 'none'; frame-ancestors 'none'" if inline else "sandbox"
+    )
     response["X-Content-Type-Options"] = "nosniff"
     response["Cache-Control"] = "private, no-store"
     return response

@@ -243,7 +243,9 @@ def citation_page_image(
 @require_GET
 def document_file(request: HttpRequest, document_id: int) -> HttpResponse:
     """The original file: PDFs open in the browser's viewer, the rest download."""
-    return sources.original_file_response(_document_or_404(request, document_id))
+    return sources.original_file_response(
+        _document_or_404(request, document_id), download="download" in request.GET
+    )
 
 
 @login_required

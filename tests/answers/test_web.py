@@ -552,3 +552,21 @@ def test_disabling_a_user_ends_their_stream_and_their_answer(
     message.refresh_from_db()
     assert message.status == Message.Status.INTERRUPTED
     assert "account was disabled" in message.status_reason
+
+
+def test_a_pdf_opens_inline_as_a_pdf_and_downloads_sandboxed(client_staff, handbook):
+    from django.core.files.base import ContentFile
+
+    document = handbook.documents.first()
+    document.content_type = "application/pdf"
+    document.file.save("x", ContentFile(b"%PDF-1.4 not really"), save=True)
+    url = reverse("web:document-file", args=[document.pk])
+    view = client_staff.get(url)
+    assert view["Content-Type"] == "application/pdf"
+    assert view["Content-Disposition"].startswith("inline;")
+    assert view["X-Content-Type-Options"] == "nosniff"
+    assert "default-src 'none'" in view["Content-Security-Policy"]
+    download = client_staff.get(url, {"download": "1"})
+    assert download["Content-Disposition"].startswith("attachment;")
+    assert download["Content-Security-Policy"] == "sandbox"
+    assert download["Content-Type"] == "application/octet-stream"
