@@ -209,7 +209,7 @@ def main() -> None:
         finally:
             stub.stop()
 
-    default_window = 80
+    default_window = 40
     figures = {
         "gate_p50_ms": round(percentile(gate[default_window], 50), 1),
         "added_ttft_p50_ms": round(percentile(added, 50), 1),
