@@ -16,3 +16,14 @@ class DocumentActionError(DocumentsError):
     """The requested action does not apply to the document in its state."""
 
     code = "invalid_state"
+
+
+class PageImageError(DocumentsError):
+    """A page of a document cannot be shown as an image; str() says why.
+
+    `code` tells a view what to answer: not_pdf, missing_file and
+    page_out_of_range mean there is no such page image; corrupt, encrypted,
+    timeout, too_large and render_failed mean the file would not draw.
+    """
+
+    code = "page_image"
