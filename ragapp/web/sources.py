@@ -15,7 +15,9 @@ from django.http import FileResponse, Http404, HttpResponse
 from django.urls import reverse
 
 from ragapp.answers.models import Citation
+from ragapp.documents.exceptions import PageImageError
 from ragapp.documents.models import Chunk, Document
+from ragapp.documents.page_images import page_image
 
 PDF = "application/pdf"
 # Pages of one citation shown as images (a passage rarely spans more).
@@ -61,9 +63,6 @@ def citation_context(citation: Citation) -> dict:
 
 def page_image_response(citation: Citation, *, page: int) -> HttpResponse:
     """The PNG of a page the citation spans, with its quote highlighted."""
-    from ragapp.documents.exceptions import PageImageError
-    from ragapp.documents.page_images import page_image
-
     first = citation.page_start
     last = citation.page_end or first
     if citation.document is None or first is None or not first <= page <= last:
@@ -76,6 +75,7 @@ def page_image_response(citation: Citation, *, page: int) -> HttpResponse:
         raise Http404 from None
     response = HttpResponse(png, content_type="image/png")
     response["Cache-Control"] = "private, max-age=3600"
+    response["X-Content-Type-Options"] = "nosniff"
     return response
 
 
