@@ -12,5 +12,6 @@ urlpatterns = [
     path("healthz", healthz, name="healthz"),
     path("admin/", admin.site.urls),
     path("accounts/", include("ragapp.accounts.urls")),
+    path("manage/", include("ragapp.web.manage_urls")),
     path("", include("ragapp.web.urls")),
 ]

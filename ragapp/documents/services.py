@@ -343,3 +343,37 @@ def demo_documents_ensure(
         for path in paths
         if path.is_file()
     ]
+
+
+@transaction.atomic
+def collection_update(
+    *,
+    collection: Collection,
+    name: str,
+    description: str,
+    reader_groups: list[Group],
+    embedding_model: str,
+    answer_temperature: float | None = None,
+    answer_top_p: float | None = None,
+    answer_max_tokens: int | None = None,
+    answer_seed: int | None = None,
+) -> int:
+    """Save a collection's settings; a new embedding model re-indexes everything.
+
+    Returns how many documents were queued for re-indexing (0 when the model
+    did not change).
+    """
+    collection.name = name
+    collection.description = description
+    collection.answer_temperature = answer_temperature
+    collection.answer_top_p = answer_top_p
+    collection.answer_max_tokens = answer_max_tokens
+    collection.answer_seed = answer_seed
+    collection.full_clean()
+    collection.save()
+    collection.reader_groups.set(reader_groups)
+    if embedding_model != collection.embedding_model:
+        return collection_change_embedding_model(
+            collection=collection, model=embedding_model
+        )
+    return 0

@@ -182,6 +182,7 @@ def path_values(world: World, role: str) -> dict[str, object]:
         "marker": mine.citation.marker,
         "page": 1,
         "document_id": world.document.pk,
+        "collection_id": world.collection.pk,
     }
 
 
