@@ -6,7 +6,7 @@ Starts ragapp on a temporary data dir (embedded database, broker, workers,
 demo data) exactly as `make run` does, loads one real PDF into the demo
 collection, and drives Debian's chromium (/usr/bin/chromium) with
 Playwright as an admin: asks a question and opens its first citation, the
-upload page with a file on its way, and the usage page. The PNGs go to
+upload page with files on their way, and the usage page. The PNGs go to
 docs/screenshots/. Nothing is mocked: what you see is what `make run` serves.
 """
 
@@ -110,6 +110,14 @@ def main() -> None:
             page.fill("#id_password", password)
             page.click("button[type=submit]")
             page.wait_for_url(f"{base}/")
+            # Wait until every document is indexed: the list stops polling.
+            page.goto(f"{base}/manage/")
+            page.locator("table.data tbody a").first.click()
+            collection_url = page.url
+            page.wait_for_function(
+                "() => !document.querySelector('#documents[hx-trigger]')",
+                timeout=300_000,
+            )
 
             page.goto(f"{base}/ask/")
             page.fill("#question", QUESTION)
@@ -130,16 +138,17 @@ def main() -> None:
             page.evaluate("window.scrollTo(0, 0)")
             shoot(page, "ask-citation")
 
-            upload = upload_page_url(page, base)
-            if upload:
-                page.goto(upload)
-                files = page.locator("input[type=file]").first
-                files.set_input_files(str(args.pdf.parent / "hf_transformers.pdf"))
-                form = files.locator("xpath=ancestor::form")
-                if form.locator("[type=submit]").count():
-                    form.locator("[type=submit]").first.click()
-                page.wait_for_timeout(1500)
-                shoot(page, "upload")
+            page.goto(collection_url)
+            files = page.locator("#upload-files")
+            files.set_input_files(
+                [
+                    str(args.pdf.parent / n)
+                    for n in ("hf_transformers.pdf", "i1040gi.pdf")
+                ]
+            )
+            page.locator("#upload-form [type=submit]").click()
+            page.wait_for_timeout(2500)  # bars filled, documents queued or parsing
+            shoot(page, "upload")
 
             page.goto(f"{base}/usage/")
             shoot(page, "usage")
@@ -147,15 +156,6 @@ def main() -> None:
     finally:
         os.killpg(process.pid, signal.SIGINT)
         process.wait(timeout=60)
-
-
-def upload_page_url(page: Page, base: str) -> str | None:
-    """The demo collection's upload page in the Manage section, if there is one."""
-    page.goto(f"{base}/manage/")
-    link = page.locator("a[href*='/upload']").first
-    if not link.count():
-        return None
-    return base + link.get_attribute("href")
 
 
 if __name__ == "__main__":
