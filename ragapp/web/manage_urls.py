@@ -34,6 +34,8 @@ urlpatterns = [
         views.collection_search,
         name="collection-search",
     ),
+    path("users/", views.users, name="users"),
+    path("users/<int:user_id>/", views.user_update, name="user-update"),
     path("documents/<int:document_id>/", views.document_detail, name="document"),
     path("documents/<int:document_id>/row", views.document_row, name="document-row"),
 ]

@@ -10,6 +10,8 @@ live and upload.js adds drag and drop with a progress bar per file.
 from __future__ import annotations
 
 from django.contrib import messages as flash
+from django.contrib.auth import get_user_model
+from django.contrib.auth.models import Group
 from django.db.models import Count, Q
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import render
@@ -18,6 +20,7 @@ from django.utils.text import slugify
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
+from ragapp.accounts import services as accounts
 from ragapp.documents import services
 from ragapp.documents.exceptions import DocumentActionError
 from ragapp.documents.models import Chunk, Collection, Document
@@ -253,3 +256,66 @@ def collection_search(request: HttpRequest, collection_id: int) -> HttpResponse:
     if request.htmx:
         return render(request, "web/manage/search.html#results", context)
     return render(request, "web/manage/search.html", context)
+
+
+# --- people ------------------------------------------------------------------------
+
+
+@admin_only
+@require_http_methods(["GET", "POST"])
+def users(request: HttpRequest) -> HttpResponse:
+    """Everyone with their groups; make an account or a group."""
+    created: tuple[object, str] | None = None
+    if request.method == "POST":
+        try:
+            if request.POST.get("form") == "group":
+                group = accounts.group_create(name=request.POST.get("name", ""))
+                flash.success(
+                    request, _("Group “%(name)s” created.") % {"name": group.name}
+                )
+            else:
+                groups = list(Group.objects.filter(pk__in=_ids(request, "groups")))
+                created = accounts.user_create(
+                    actor=request.user,
+                    username=request.POST.get("username", ""),
+                    email=request.POST.get("email", ""),
+                    groups=groups or None,
+                )
+        except accounts.AccountError as exc:
+            flash.error(request, str(exc))
+        if created is None:
+            return HttpResponseRedirect(reverse("manage:users"))
+    people = get_user_model().objects.prefetch_related("groups").order_by("username")
+    context = {
+        "people": people,
+        "groups": Group.objects.order_by("name"),
+        "created_user": created[0] if created else None,
+        "created_password": created[1] if created else "",
+    }
+    response = render(request, "web/manage/users.html", context)
+    if created:
+        response["Cache-Control"] = "no-store"  # the password is shown once
+    return response
+
+
+@admin_only
+@require_POST
+def user_update(request: HttpRequest, user_id: int) -> HttpResponse:
+    """Set someone's groups and whether their account is enabled."""
+    person = get_user_model().objects.filter(pk=user_id).first()
+    if person is None:
+        raise Http404
+    try:
+        groups = list(Group.objects.filter(pk__in=_ids(request, "groups")))
+        accounts.user_set_groups(actor=request.user, user=person, groups=groups)
+        accounts.user_set_active(
+            actor=request.user, user=person, active="active" in request.POST
+        )
+        flash.success(request, _("Saved %(name)s.") % {"name": person.get_username()})
+    except accounts.AccountError as exc:
+        flash.error(request, str(exc))
+    return HttpResponseRedirect(reverse("manage:users") + f"#user-{person.pk}")
+
+
+def _ids(request: HttpRequest, name: str) -> list[int]:
+    return [int(v) for v in request.POST.getlist(name) if v.isdigit()]

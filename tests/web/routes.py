@@ -183,6 +183,7 @@ def path_values(world: World, role: str) -> dict[str, object]:
         "page": 1,
         "document_id": world.document.pk,
         "collection_id": world.collection.pk,
+        "user_id": mine.user.pk,
     }
 
 

@@ -1,8 +1,12 @@
 """The admins' Manage pages: collections, uploads, documents, hit testing."""
 
+import re
+
 import pytest
+from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
 from django.core.files.uploadedfile import SimpleUploadedFile
+from django.test import Client
 from django.urls import reverse
 
 from ragapp.documents.models import Collection, Document
@@ -157,3 +161,52 @@ def test_document_view_shows_passages_by_page(admin_client, notes):
     ).content.decode()
     assert "Laptops are locked" in html
     assert "tokens" in html
+
+
+# --- people --------------------------------------------------------------------------
+
+
+def test_an_admin_without_superuser_rights_manages_people_and_groups(admin_client):
+    staff = Group.objects.get(name="Staff")
+    response = admin_client.post(
+        reverse("manage:users"),
+        {"form": "user", "username": "carol", "groups": [staff.pk]},
+    )
+    html = response.content.decode()
+    assert "shown only now" in html
+    password = re.search(r'<code class="password">([^<]+)</code>', html).group(1)
+    carol = get_user_model().objects.get(username="carol")
+    assert carol.check_password(password) and not carol.is_superuser
+    assert list(carol.groups.all()) == [staff]
+    admin_client.post(reverse("manage:users"), {"form": "group", "name": "Finance"})
+    finance = Group.objects.get(name="Finance")
+    admin_client.post(
+        reverse("manage:user-update", args=[carol.pk]),
+        {"groups": [staff.pk, finance.pk], "active": "on"},
+    )
+    assert set(carol.groups.all()) == {staff, finance}
+
+
+def test_disabling_someone_ends_their_sessions(admin_client, client):
+    bob = UserFactory(username="bob")
+    other = Client()
+    other.force_login(bob)
+    assert other.get(reverse("web:ask")).status_code == 200
+    admin_client.post(reverse("manage:user-update", args=[bob.pk]), {"groups": []})
+    bob.refresh_from_db()
+    assert not bob.is_active
+    assert other.get(reverse("web:ask")).status_code == 302  # signed out
+
+
+def test_an_admin_cannot_touch_a_superuser_or_lock_themselves_out(admin_client):
+    root = UserFactory(username="root", is_superuser=True, is_staff=True)
+    admin_client.post(reverse("manage:user-update", args=[root.pk]), {"groups": []})
+    root.refresh_from_db()
+    assert root.is_active
+    me = get_user_model().objects.get(username="alice")
+    response = admin_client.post(
+        reverse("manage:user-update", args=[me.pk]), {"groups": []}, follow=True
+    )
+    assert "cannot take yourself out" in response.content.decode()
+    me.refresh_from_db()
+    assert me.is_active and me.groups.filter(name="Admins").exists()
