@@ -113,7 +113,9 @@ def test_role_migration_and_roles_module_agree():
         "ragapp.accounts.migrations.0003_admins_read_conversations_only_audited"
     )
     granted = set(first.ADMIN_PERMISSIONS) | set(added.ADDED_PERMISSIONS)
-    granted = granted - set(audited.REVOKED_PERMISSIONS) | set(audited.ADDED_PERMISSIONS)
+    granted = granted - set(audited.REVOKED_PERMISSIONS) | set(
+        audited.ADDED_PERMISSIONS
+    )
     assert granted == set(ADMIN_PERMISSIONS)
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -9,6 +10,7 @@ from playwright.sync_api import expect
 
 from tests.browser.conftest import assert_accessible
 from tests.factories import CollectionFactory
+from tests.model_stub import Reply
 
 
 @pytest.fixture
@@ -34,7 +36,7 @@ def drop_file(page, selector: str, path: Path) -> None:
 
 
 def test_an_admin_drops_a_real_pdf_and_watches_it_reach_ready(
-    page, page_log, sign_in, collection, eval_pdfs
+    page, page_log, sign_in, collection, eval_pdfs, model_stub_server
 ):
     sign_in("admin")
     page.goto(f"/manage/collections/{collection.pk}/")
@@ -50,6 +52,31 @@ def test_an_admin_drops_a_real_pdf_and_watches_it_reach_ready(
     page.locator("#documents tbody a").first.click()
     expect(page.locator("h2").first).to_contain_text("Page 1")
     assert_accessible(page)
+
+    # Staff ask about it; the citation shows the cited page, drawn.
+    model_stub_server.reset()
+    model_stub_server.chat.push(
+        Reply("Transformers is a library of models [1].", chunk_size=8)
+    )
+    page.goto("/ask/")
+    page.fill("#question", "What does the Transformers library provide?")
+    page.click("#ask-form button[type=submit]")
+    turn = page.locator(".turn").last
+    expect(turn.locator(".answer.live")).to_have_count(0, timeout=30_000)
+    turn.locator("a.cite").first.click()
+    panel = page.locator("#source-panel")
+    quote = panel.locator(".quote").inner_text()
+    image = panel.locator(".page-image img").first
+    expect(image).to_be_visible()
+    page.wait_for_function(
+        "img => img.complete && img.naturalWidth >= 1000", arg=image.element_handle()
+    )
+    caption = panel.locator(".page-image figcaption").first.inner_text()
+    shown = caption.split()[-1]  # the image is of a page the citation names
+    assert shown in panel.locator(".meta").inner_text()
+    assert quote.strip()
+    opener = panel.get_by_role("link", name=re.compile("Open the PDF at page"))
+    assert re.search(r"/documents/\d+/file#page=\d+$", opener.get_attribute("href"))
     page_log.assert_clean()
 
 
