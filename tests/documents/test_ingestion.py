@@ -348,8 +348,14 @@ def test_claim_of_a_dead_process_on_this_host_is_taken_over_at_once(collection):
 
 
 @pytest.mark.django_db(transaction=True)
-def test_concurrent_claims_on_one_document_give_exactly_one_winner(collection):
-    """T32: the same message delivered to several workers at once, 20 times over."""
+def test_concurrent_claims_on_one_document_give_exactly_one_winner(
+    collection, worker_stopped
+):
+    """T32: the same message delivered to several workers at once, 20 times over.
+
+    The uploads commit, so the session's real worker (running once the
+    browser tests started it) would claim them first: it is stopped here.
+    """
     for race in range(20):
         document = upload(collection, MARKDOWN + b"\n%d" % race, f"t{race}.md").document
         assert _race_claims(document.pk, contenders=4) == 1, f"race {race}"
