@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import unicodedata
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import IO
@@ -43,11 +44,30 @@ def collection_create(
     description: str = "",
     reader_groups: list[Group] | None = None,
     created_by: AbstractBaseUser | None = None,
+    embedding_model: str = "",
+    answer_temperature: float | None = None,
+    answer_top_p: float | None = None,
+    answer_max_tokens: int | None = None,
+    answer_seed: int | None = None,
 ) -> Collection:
-    """Create a collection that `reader_groups` may read."""
+    """Create a collection that `reader_groups` may read.
+
+    `embedding_model` empty means the configured default; the answer
+    settings left as None use the chat model's defaults.
+    """
     collection = Collection(
-        name=name, slug=slug, description=description, created_by=created_by
+        name=name,
+        slug=slug,
+        description=description,
+        created_by=created_by,
+        answer_temperature=answer_temperature,
+        answer_top_p=answer_top_p,
+        answer_max_tokens=answer_max_tokens,
+        answer_seed=answer_seed,
     )
+    if embedding_model:
+        collection.embedding_model = embedding_model
+        collection.embedding_dimensions = embedding_dimensions(embedding_model)
     collection.full_clean()
     collection.save()
     if reader_groups:
@@ -357,13 +377,16 @@ def collection_update(
     answer_top_p: float | None = None,
     answer_max_tokens: int | None = None,
     answer_seed: int | None = None,
+    slug: str = "",
 ) -> int:
     """Save a collection's settings; a new embedding model re-indexes everything.
 
     Returns how many documents were queued for re-indexing (0 when the model
-    did not change).
+    did not change). An empty `slug` keeps the current one.
     """
     collection.name = name
+    if slug:
+        collection.slug = slug
     collection.description = description
     collection.answer_temperature = answer_temperature
     collection.answer_top_p = answer_top_p
@@ -377,3 +400,42 @@ def collection_update(
             collection=collection, model=embedding_model
         )
     return 0
+
+
+@dataclass(frozen=True)
+class BulkOutcome:
+    """What became of a bulk action: how many it applied to, and why not the rest."""
+
+    done: int
+    refused: list[tuple[Document, str]]
+
+
+BULK_ACTIONS = {
+    "retry": document_retry,
+    "reindex": document_reindex,
+    "delete": document_delete,
+}
+
+
+def document_bulk_apply(*, documents: Iterable[Document], action: str) -> BulkOutcome:
+    """Retry, re-index or delete each of `documents`, one transaction each.
+
+    A document the action does not fit (a ready one to retry, one being
+    indexed to re-index) is refused with the reason and stops none of the
+    others, the way the admin's actions always did.
+    """
+    try:
+        apply = BULK_ACTIONS[action]
+    except KeyError:
+        raise DocumentActionError(
+            f"Unknown action {action!r}; choose retry, reindex or delete."
+        ) from None
+    done, refused = 0, []
+    for document in documents:
+        try:
+            apply(document=document)
+        except DocumentActionError as exc:
+            refused.append((document, str(exc)))
+        else:
+            done += 1
+    return BulkOutcome(done=done, refused=refused)
