@@ -5,9 +5,11 @@ import secrets
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AbstractUser, Group
 from django.contrib.auth.password_validation import validate_password
+from django.core.exceptions import ValidationError
+from django.core.validators import validate_email
 from django.db import transaction
 
-from ragapp.accounts.roles import ADMINS_GROUP, STAFF_GROUP
+from ragapp.accounts.roles import ADMINS_GROUP, STAFF_GROUP, is_admin
 
 
 def generate_password() -> str:
@@ -48,9 +50,43 @@ class AccountError(ValueError):
     """An account change that is not allowed; str() says why, for the admin."""
 
 
+def _guard_actor(actor: AbstractUser) -> None:
+    if not is_admin(actor):
+        raise AccountError("Only admins manage accounts and groups.")
+
+
 def _guard(*, actor: AbstractUser, target: AbstractUser) -> None:
+    _guard_actor(actor)
     if target.is_superuser and not actor.is_superuser:
         raise AccountError("Only a superuser can change a superuser's account.")
+
+
+def _guard_groups(*, actor: AbstractUser, changed: set[Group]) -> None:
+    """Refuse membership changes of groups carrying permissions `actor` lacks.
+
+    Membership is how permissions are given: an admin who could put anyone
+    (themselves included) into a group a superuser made with more rights
+    than the Admins role would hold those rights too.
+    """
+    if actor.is_superuser:
+        return
+    held = actor.get_all_permissions()
+    for group in sorted(changed, key=lambda g: g.name):
+        carried = {
+            f"{app_label}.{codename}"
+            for app_label, codename in group.permissions.values_list(
+                "content_type__app_label", "codename"
+            )
+        }
+        if not carried <= held:
+            raise AccountError(
+                f"Only a superuser can change who is in \u201c{group.name}\u201d: "
+                "it carries permissions the Admins role does not have."
+            )
+
+
+def _messages(error: ValidationError) -> str:
+    return " ".join(error.messages)
 
 
 @transaction.atomic
@@ -59,24 +95,43 @@ def user_create(
     actor: AbstractUser,
     username: str,
     email: str = "",
+    password: str = "",
     groups: list[Group] | None = None,
 ) -> tuple[AbstractUser, str]:
-    """Create a person with a generated password; return them and the password.
+    """Create a person; return them and their initial password.
 
-    The password is shown once to the admin who made the account, stored
-    only as a hash, never a superuser (only superusers make superusers).
+    An empty `password` is generated. Either way it is shown once to the
+    admin who made the account and stored only as a hash. The account is
+    never a superuser (only superusers make superusers); `groups` None
+    means the Staff group.
     """
+    _guard_actor(actor)
     user_model = get_user_model()
     username = username.strip()
+    email = email.strip()
     if not username:
         raise AccountError("Give the new account a username.")
+    try:
+        user_model.username_validator(username)
+        if email:
+            validate_email(email)
+    except ValidationError as exc:
+        raise AccountError(_messages(exc)) from None
     if user_model.objects.filter(username__iexact=username).exists():
-        raise AccountError(f"The username “{username}” is taken.")
-    password = generate_password()
-    user = user_model.objects.create_user(
-        username=username, email=email.strip(), password=password
-    )
-    user.groups.set(groups if groups is not None else [staff_group()])
+        raise AccountError(f"The username \u201c{username}\u201d is taken.")
+    groups = groups if groups is not None else [staff_group()]
+    _guard_groups(actor=actor, changed=set(groups))
+    user = user_model(username=username, email=email)
+    if password:
+        try:
+            validate_password(password, user)
+        except ValidationError as exc:
+            raise AccountError(_messages(exc)) from None
+    else:
+        password = generate_password()
+    user.set_password(password)
+    user.save()
+    user.groups.set(groups)
     return user, password
 
 
@@ -86,6 +141,7 @@ def user_set_groups(
 ) -> None:
     """Set which groups `user` belongs to (and so which collections they read)."""
     _guard(actor=actor, target=user)
+    _guard_groups(actor=actor, changed=set(user.groups.all()) ^ set(groups))
     if (
         user.pk == actor.pk
         and not actor.is_superuser
@@ -96,8 +152,10 @@ def user_set_groups(
 
 
 @transaction.atomic
-def user_set_active(*, actor: AbstractUser, user: AbstractUser, active: bool) -> None:
+def user_set_active(*, actor: AbstractUser, user: AbstractUser, active: bool) -> int:
     """Enable or disable an account; disabling ends every session it holds (T04).
+
+    Return how many sessions were ended.
 
     Its live answers stop at the next heartbeat and its open streams within
     seconds (ragapp.answers.runner, ragapp.web.streams).
@@ -107,8 +165,19 @@ def user_set_active(*, actor: AbstractUser, user: AbstractUser, active: bool) ->
         raise AccountError("You cannot disable your own account.")
     user.is_active = active
     user.save(update_fields=["is_active"])
-    if not active:
-        sessions_end(user=user)
+    return 0 if active else sessions_end(user=user)
+
+
+@transaction.atomic
+def user_update(
+    *, actor: AbstractUser, user: AbstractUser, groups: list[Group], active: bool
+) -> int:
+    """Set `user`'s groups and enabled flag at once: both are saved, or neither.
+
+    Return how many sessions were ended (disabling signs them out everywhere).
+    """
+    user_set_groups(actor=actor, user=user, groups=groups)
+    return user_set_active(actor=actor, user=user, active=active)
 
 
 def sessions_end(*, user: AbstractUser) -> int:
@@ -123,7 +192,10 @@ def sessions_end(*, user: AbstractUser) -> int:
     return ended
 
 
-def group_create(*, name: str) -> Group:
+@transaction.atomic
+def group_create(*, actor: AbstractUser, name: str) -> Group:
+    """Create a group without permissions: a set of readers for collections."""
+    _guard_actor(actor)
     name = " ".join(name.split())[:150]
     if not name:
         raise AccountError("Give the group a name.")

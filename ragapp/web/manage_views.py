@@ -269,7 +269,9 @@ def users(request: HttpRequest) -> HttpResponse:
     if request.method == "POST":
         try:
             if request.POST.get("form") == "group":
-                group = accounts.group_create(name=request.POST.get("name", ""))
+                group = accounts.group_create(
+                    actor=request.user, name=request.POST.get("name", "")
+                )
                 flash.success(
                     request, _("Group “%(name)s” created.") % {"name": group.name}
                 )
