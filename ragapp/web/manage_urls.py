@@ -38,4 +38,19 @@ urlpatterns = [
     path("users/<int:user_id>/", views.user_update, name="user-update"),
     path("documents/<int:document_id>/", views.document_detail, name="document"),
     path("documents/<int:document_id>/row", views.document_row, name="document-row"),
+    path(
+        "documents/<int:document_id>/action",
+        views.document_action,
+        name="document-action",
+    ),
+    path(
+        "documents/<int:document_id>/delete",
+        views.document_delete,
+        name="document-delete",
+    ),
+    path(
+        "documents/<int:document_id>/download",
+        views.document_download,
+        name="document-download",
+    ),
 ]

@@ -28,10 +28,15 @@
     xhr.open("POST", form.action);
     xhr.setRequestHeader("X-CSRFToken", token);
     xhr.setRequestHeader("HX-Request", "true");
+    xhr.setRequestHeader("HX-Current-URL", window.location.href);
     xhr.upload.addEventListener("progress", function (event) {
       if (event.lengthComputable) bar.value = Math.round(100 * event.loaded / event.total);
     });
     xhr.addEventListener("load", function () {
+      // Signed out meanwhile, or no longer an admin: show that page whole.
+      var redirect = xhr.getResponseHeader("HX-Redirect");
+      if (redirect) { window.location.assign(redirect); return; }
+      if (xhr.getResponseHeader("HX-Refresh") === "true") { window.location.reload(); return; }
       if (xhr.status === 200) {
         htmx.swap(item, xhr.responseText, {swapStyle: "outerHTML"});
       } else {

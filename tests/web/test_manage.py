@@ -144,13 +144,20 @@ def test_bulk_actions_retry_reindex_and_delete(admin_client, notes):
     admin_client.post(url, {"action": "reindex", "documents": [ready.pk]})
     ready.refresh_from_db()
     assert ready.status == Document.Status.QUEUED
-    admin_client.post(url, {"action": "delete", "documents": [failed.pk]})
+    asked = admin_client.post(url, {"action": "delete", "documents": [failed.pk]})
+    assert "Delete 1 document?" in asked.content.decode()  # asks first
+    assert Document.objects.filter(pk=failed.pk).exists()
+    admin_client.post(
+        url, {"action": "delete", "documents": [failed.pk], "confirm": "yes"}
+    )
     assert not Document.objects.filter(pk=failed.pk).exists()
     other = CollectionFactory(name="Other", slug="other")
     elsewhere = Document.objects.create(
         collection=other, title="x", content_type="", size_bytes=0, status="failed"
     )
-    admin_client.post(url, {"action": "delete", "documents": [elsewhere.pk]})
+    admin_client.post(
+        url, {"action": "delete", "documents": [elsewhere.pk], "confirm": "yes"}
+    )
     assert Document.objects.filter(pk=elsewhere.pk).exists()  # not this collection's
 
 

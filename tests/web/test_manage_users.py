@@ -163,3 +163,95 @@ def test_user_update_saves_groups_and_enabled_flag_together_or_neither(
             actor=alice, user=alice, groups=[admins, staff], active=False
         )
     assert list(alice.groups.all()) == [admins]  # the new group was not kept
+
+
+# --- the page ------------------------------------------------------------------------
+
+
+def test_the_people_page_works_for_an_admin_without_superuser_rights(
+    admin_client, alice, staff
+):
+    assert not alice.is_superuser and not alice.is_staff
+    html = admin_client.get(reverse("manage:users")).content.decode()
+    assert "People and groups" in html and "alice" in html
+    finance = Group.objects.create(name="Finance")
+
+    created = admin_client.post(
+        reverse("manage:users"),
+        {"form": "user", "username": "carol", "groups": [staff.pk, finance.pk]},
+    )
+    assert created["Cache-Control"] == "no-store"
+    html = created.content.decode()
+    assert "shown only now" in html
+    password = re.search(r'<code class="password">([^<]+)</code>', html).group(1)
+    carol = User.objects.get(username="carol")
+    assert carol.check_password(password)
+    assert set(carol.groups.all()) == {staff, finance}
+
+    chosen = admin_client.post(
+        reverse("manage:users"),
+        {"form": "user", "username": "dave", "password": "a long enough passphrase 7"},
+    ).content.decode()
+    assert "password you chose" in chosen and "a long enough passphrase" not in chosen
+    assert User.objects.get(username="dave").check_password(
+        "a long enough passphrase 7"
+    )
+
+
+def test_the_people_page_shows_refusals_next_to_the_form(admin_client):
+    weak = admin_client.post(
+        reverse("manage:users"),
+        {"form": "user", "username": "eve", "password": "short"},
+    ).content.decode()
+    assert "at least 12 characters" in weak
+    assert not User.objects.filter(username="eve").exists()
+    bad = admin_client.post(
+        reverse("manage:users"), {"form": "user", "username": "bad name!"}
+    ).content.decode()
+    assert "Enter a valid username" in bad
+    admin_client.post(reverse("manage:users"), {"form": "group", "name": "Finance"})
+    again = admin_client.post(
+        reverse("manage:users"), {"form": "group", "name": "Finance"}
+    ).content.decode()
+    assert "exists already" in again
+    assert Group.objects.filter(name="Finance").count() == 1
+
+
+def test_an_admin_can_see_but_not_edit_a_superuser(admin_client):
+    root = UserFactory(username="root", is_superuser=True, is_staff=True)
+    html = admin_client.get(reverse("manage:users")).content.decode()
+    row = html[html.index(f'id="user-{root.pk}"') :].split("</tr>", 1)[0]
+    assert "Only a superuser changes this account." in row
+    assert "<form" not in row
+    response = admin_client.post(
+        reverse("manage:user-update", args=[root.pk]), {"groups": []}, follow=True
+    )
+    assert "Only a superuser can change a superuser" in response.content.decode()
+    root.refresh_from_db()
+    assert root.is_active
+
+
+def test_disabling_and_enabling_someone_from_the_page(admin_client, staff):
+    bob = UserFactory(username="bob")
+    bob.groups.add(staff)
+    phone = signed_in(bob)
+    page = admin_client.post(
+        reverse("manage:user-update", args=[bob.pk]),
+        {"groups": [staff.pk]},
+        follow=True,
+    ).content.decode()
+    assert "bob is signed out everywhere (1 session(s) ended)." in page
+    assert phone.get(reverse("web:home")).status_code == 302
+    admin_client.post(
+        reverse("manage:user-update", args=[bob.pk]),
+        {"groups": [staff.pk], "active": "on"},
+    )
+    bob.refresh_from_db()
+    assert bob.is_active and list(bob.groups.all()) == [staff]
+
+
+def test_your_own_row_cannot_disable_you(admin_client, alice):
+    html = admin_client.get(reverse("manage:users")).content.decode()
+    row = html[html.index(f'id="user-{alice.pk}"') :].split("</tr>", 1)[0]
+    assert "you cannot disable your own account" in row
+    assert 'type="checkbox" name="active"' not in row
