@@ -8,6 +8,7 @@ from django.contrib.auth.models import Group
 from django.core.exceptions import ValidationError
 from django.utils.translation import gettext_lazy as _
 
+from ragapp.accounts.roles import STAFF_GROUP
 from ragapp.documents.models import Collection
 from ragapp.providers.catalog import EMBEDDING_DIMENSIONS
 
@@ -157,7 +158,14 @@ class UserCreateForm(forms.Form):
         queryset=Group.objects.order_by("name"),
         required=False,
         widget=forms.CheckboxSelectMultiple,
+        help_text=_("New staff go into Staff, the default readers."),
     )
+
+    def __init__(self, *args: object, **kwargs: object) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["groups"].initial = list(
+            Group.objects.filter(name=STAFF_GROUP).values_list("pk", flat=True)
+        )
 
     def add_service_error(self, error: ValidationError) -> None:
         """Show a service's ValidationError on the fields it names."""

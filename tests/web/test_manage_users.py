@@ -174,6 +174,9 @@ def test_the_people_page_works_for_an_admin_without_superuser_rights(
     assert not alice.is_superuser and not alice.is_staff
     html = admin_client.get(reverse("manage:users")).content.decode()
     assert "People and groups" in html and "alice" in html
+    new_account = html[html.index('id="new-user"') : html.index('id="new-group"')]
+    assert f'value="{staff.pk}" id="id_groups_' in new_account
+    assert re.search(rf'value="{staff.pk}"[^>]*checked', new_account)
     finance = Group.objects.create(name="Finance")
 
     created = admin_client.post(
