@@ -33,6 +33,7 @@ from django.http import (
 from django.shortcuts import render
 from django.urls import reverse
 from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 from django_htmx.http import HttpResponseClientRedirect
 from django_htmx.middleware import HtmxDetails
@@ -307,10 +308,12 @@ def documents_action(request: HtmxHttpRequest, collection_id: int) -> HttpRespon
 
 
 DONE_MESSAGES = {
-    "retry": "%(n)d document(s) queued again.",
-    "reindex": "%(n)d document(s) queued for re-indexing; their passages stay "
-    "searchable until the new ones are in.",
-    "delete": "%(n)d document(s) deleted, with their passages and files.",
+    "retry": gettext_lazy("%(n)d document(s) queued again."),
+    "reindex": gettext_lazy(
+        "%(n)d document(s) queued for re-indexing; their passages stay "
+        "searchable until the new ones are in."
+    ),
+    "delete": gettext_lazy("%(n)d document(s) deleted, with their passages and files."),
 }
 
 
@@ -320,7 +323,7 @@ def _say_outcome(
     """Flash what a bulk action did; return the same as (level, text) pairs."""
     said = [("warning", f"“{d.title}”: {reason}") for d, reason in outcome.refused]
     if outcome.done:
-        said.insert(0, ("success", _(DONE_MESSAGES[action]) % {"n": outcome.done}))
+        said.insert(0, ("success", str(DONE_MESSAGES[action]) % {"n": outcome.done}))
     if request.htmx:
         return said
     for level, text in said:
