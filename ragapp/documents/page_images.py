@@ -31,7 +31,11 @@ from django.utils.translation import gettext as _
 from ragapp.documents.exceptions import PageImageError
 from ragapp.documents.models import Document
 from ragapp.documents.parsing.base import PDF
-from ragapp.documents.parsing.isolated import child_environment, failure_for_returncode
+from ragapp.documents.parsing.isolated import (
+    child_environment,
+    failure_for_returncode,
+    kill_group,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -174,10 +178,10 @@ def render_page_isolated(
     try:
         stdout, stderr = process.communicate(request, timeout=timeout_seconds)
     except subprocess.TimeoutExpired as exc:
-        _kill_group(process)
+        kill_group(process)
         raise _failure("timeout") from exc
     except BaseException:
-        _kill_group(process)
+        kill_group(process)
         raise
     return _answer(process.returncode, stdout, stderr, page_number)
 
@@ -271,14 +275,6 @@ def _environment() -> dict[str, str]:
         for name, value in child_environment().items()
         if name in _ENV_ALLOWED
     }
-
-
-def _kill_group(process: subprocess.Popen[bytes]) -> None:
-    try:
-        os.killpg(process.pid, signal.SIGKILL)
-    except (ProcessLookupError, PermissionError):
-        process.kill()
-    process.communicate()
 
 
 def _answer(

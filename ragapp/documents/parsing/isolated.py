@@ -60,10 +60,10 @@ def parse_file_isolated(
     try:
         stdout, stderr = process.communicate(request, timeout=limits.timeout_seconds)
     except subprocess.TimeoutExpired as exc:
-        _kill_group(process)
+        kill_group(process)
         raise ParseError("timeout") from exc
     except BaseException:
-        _kill_group(process)
+        kill_group(process)
         raise
     return _result(process.returncode, stdout, stderr)
 
@@ -85,7 +85,8 @@ def child_environment() -> dict[str, str]:
     return env
 
 
-def _kill_group(process: subprocess.Popen[bytes]) -> None:
+def kill_group(process: subprocess.Popen[bytes]) -> None:
+    """SIGKILL a child started in its own session, and everything it started."""
     try:
         os.killpg(process.pid, signal.SIGKILL)
     except (ProcessLookupError, PermissionError):
