@@ -9,38 +9,20 @@ the staff member on their own thread. No role can edit or delete the log.
 from __future__ import annotations
 
 import datetime as dt
-from functools import wraps
-from typing import Any
 
-from django.contrib.auth.views import redirect_to_login
-from django.core.exceptions import PermissionDenied
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.views.decorators.http import require_GET
 
-from ragapp.accounts.roles import is_admin
 from ragapp.answers import usage
 from ragapp.answers.models import Thread
 from ragapp.answers.selectors import thread_messages
 from ragapp.answers.services import conversation_read_record
+from ragapp.web.manage_views import admin_required
 from ragapp.web.turns import turn_context
 
 MAX_DAYS = 366
 CHART_HEIGHT = 120
-
-
-def admin_only(view: Any) -> Any:
-    """Sign-in for anonymous visitors, 403 for signed-in non-admins."""
-
-    @wraps(view)
-    def wrapped(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
-        if not request.user.is_authenticated:
-            return redirect_to_login(request.get_full_path())
-        if not is_admin(request.user):
-            raise PermissionDenied
-        return view(request, *args, **kwargs)
-
-    return wrapped
 
 
 def _period(request: HttpRequest) -> tuple[usage.Period, str]:
@@ -84,7 +66,7 @@ def _chart(per_day: list[tuple[dt.date, int]]) -> dict:
     }
 
 
-@admin_only
+@admin_required
 @require_GET
 def usage_page(request: HttpRequest) -> HttpResponse:
     period, complaint = _period(request)
@@ -105,7 +87,7 @@ def usage_page(request: HttpRequest) -> HttpResponse:
     return render(request, "web/usage.html", context)
 
 
-@admin_only
+@admin_required
 @require_GET
 def conversation_audit(request: HttpRequest, thread_id: int) -> HttpResponse:
     """Read a staff member's conversation; the read is logged first."""
