@@ -10,12 +10,34 @@
     });
   }
 
+  // The citation link that opened the side panel, where focus goes back to
+  // when the panel closes.
+  var opener = null;
+
+  function closePanel() {
+    var panel = document.getElementById("source-panel");
+    if (!panel || !panel.classList.contains("open")) return;
+    var hadFocus = panel.contains(document.activeElement) ||
+      document.activeElement === document.body;
+    panel.replaceChildren();
+    panel.classList.remove("open");
+    if (!hadFocus) return;
+    var back = opener;
+    if (back && !back.isConnected) {
+      // A live answer's turn is rendered again when it ends: find the link anew.
+      back = document.querySelector('a[href="' + CSS.escape(opener.getAttribute("href")) + '"]');
+    }
+    back = back || document.getElementById("question");
+    if (back) back.focus();
+  }
+
   document.addEventListener("click", function (event) {
     // A citation opens in the side panel; without JS its link opens a page.
     var cite = event.target.closest("a.cite, a.source");
     if (cite && window.htmx && document.getElementById("source-panel") &&
         !event.ctrlKey && !event.metaKey && !event.shiftKey && event.button === 0) {
       event.preventDefault();
+      opener = cite;
       htmx.ajax("GET", cite.getAttribute("href"), {target: "#source-panel", swap: "innerHTML"});
       return;
     }
@@ -30,15 +52,23 @@
       }
       return;
     }
-    if (event.target.closest("[data-close-panel]")) {
-      var panel = document.getElementById("source-panel");
-      panel.replaceChildren();
-      panel.classList.remove("open");
-    }
+    if (event.target.closest("[data-close-panel]")) closePanel();
   });
 
-  // Ctrl+Enter (or Cmd+Enter) sends the question.
   document.addEventListener("keydown", function (event) {
+    // Escape closes the source panel, except in a field outside it, where
+    // Escape already means something (a search box clears itself).
+    if (event.key === "Escape" && !event.defaultPrevented) {
+      var panel = document.getElementById("source-panel");
+      var field = event.target.closest && event.target.closest("input, textarea, select");
+      if (panel && panel.classList.contains("open") &&
+          (!field || panel.contains(field))) {
+        event.preventDefault();
+        closePanel();
+      }
+      return;
+    }
+    // Ctrl+Enter (or Cmd+Enter) sends the question.
     if (event.key === "Enter" && (event.ctrlKey || event.metaKey) &&
         event.target.id === "question") {
       event.preventDefault();
@@ -48,11 +78,20 @@
 
   document.addEventListener("htmx:afterRequest", function (event) {
     var form = event.detail.elt;
-    if (form.id === "ask-form" && event.detail.successful &&
-        event.detail.target && event.detail.target.id === "turns") {
-      form.querySelector("#question").value = "";
+    if (form.id !== "ask-form") return;
+    var question = form.querySelector("#question");
+    if (event.detail.successful && event.detail.target &&
+        event.detail.target.id === "turns") {
+      question.value = "";
       var turns = document.getElementById("turns");
       if (turns.lastElementChild) turns.lastElementChild.scrollIntoView({block: "nearest"});
+    }
+    // The Ask button is disabled while the question posts, which drops its
+    // focus on <body>: a keyboard user would start again from the top of the
+    // page. The next question (or the corrected one) is typed here.
+    var active = document.activeElement;
+    if (!active || active === document.body || form.contains(active)) {
+      question.focus({preventScroll: true});
     }
   });
 
