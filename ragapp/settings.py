@@ -59,11 +59,14 @@ INSTALLED_APPS = [
     "ragapp.retrieval",
     "ragapp.moderation",
     "ragapp.answers",
+    "ragapp.api",
     "ragapp.web",
 ]
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    # Request ids, the API request log and JSON errors under /api/ and /v1/.
+    "ragapp.api.middleware.ApiRequestMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -417,6 +420,25 @@ if ANSWER_STALE_SECONDS <= 2 * ANSWER_HEARTBEAT_SECONDS:
         "RAGAPP_ANSWER_STALE_SECONDS must be more than twice "
         "RAGAPP_ANSWER_HEARTBEAT_SECONDS, or live answers would be swept."
     )
+
+# --- APIs (/api and /v1) -------------------------------------------------------
+# Requests a minute per key (a key may set its own) and per user across keys;
+# bad-key requests a minute per IP before it is throttled (T06).
+API_REQUESTS_PER_MINUTE = env.int("RAGAPP_API_REQUESTS_PER_MINUTE", default=120)
+API_USER_REQUESTS_PER_MINUTE = env.int(
+    "RAGAPP_API_USER_REQUESTS_PER_MINUTE", default=600
+)
+API_FAILED_AUTH_PER_MINUTE = env.int("RAGAPP_API_FAILED_AUTH_PER_MINUTE", default=30)
+# Tokens a month (UTC calendar months) per key and per user; 0 = no budget.
+API_KEY_MONTHLY_TOKENS = env.int("RAGAPP_API_KEY_MONTHLY_TOKENS", default=5_000_000)
+API_USER_MONTHLY_TOKENS = env.int(
+    "RAGAPP_API_USER_MONTHLY_TOKENS", default=20_000_000
+)
+# Denial-of-wallet caps (T37): streams at once per key, max_tokens a request
+# may ask for (larger asks are clamped), characters of a chat prompt.
+API_MAX_STREAMS_PER_KEY = env.int("RAGAPP_API_MAX_STREAMS_PER_KEY", default=4)
+API_MAX_TOKENS = env.int("RAGAPP_API_MAX_TOKENS", default=4096)
+API_MAX_PROMPT_CHARS = env.int("RAGAPP_API_MAX_PROMPT_CHARS", default=200_000)
 
 # --- Logging ------------------------------------------------------------------
 LOGGING = {

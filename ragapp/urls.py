@@ -13,5 +13,6 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("accounts/", include("ragapp.accounts.urls")),
     path("manage/", include("ragapp.web.manage_urls")),
+    path("", include("ragapp.api.urls")),
     path("", include("ragapp.web.urls")),
 ]

@@ -99,6 +99,8 @@ class AnswerRun:
     turns: list[prompts.Turn]
     collection_ids: list[int] | None
     filters: dict | None
+    # False: the extractive answerer even when a chat model is configured.
+    use_model: bool = True
     started: float = field(default_factory=time.monotonic)
     passages: list[prompts.NumberedPassage] = field(default_factory=list)
     usage: Usage = field(default_factory=Usage)
@@ -120,7 +122,7 @@ class AnswerRun:
     def events(self) -> Iterator[AnswerEvent]:
         message = self.message
         try:
-            provider = get_chat_provider()
+            provider = get_chat_provider() if self.use_model else None
             message.answerer = (
                 Message.Answerer.MODEL if provider else Message.Answerer.EXTRACTIVE
             )

@@ -36,6 +36,7 @@ from django.utils.translation import ngettext
 from ragapp.answers import eventlog
 from ragapp.answers.events import Delta, Finished
 from ragapp.answers.models import Message, Thread
+from ragapp.answers.prompts import Turn
 from ragapp.answers.services import AnswerStream, ask
 
 logger = logging.getLogger(__name__)
@@ -81,6 +82,8 @@ def answer_start(
     thread: Thread | None = None,
     collection_ids: Iterable[int] | None = None,
     filters: dict | None = None,
+    turns: list[Turn] | None = None,
+    use_model: bool = True,
 ) -> Message:
     """Record the question and start writing its answer in the background.
 
@@ -97,6 +100,8 @@ def answer_start(
                 thread=thread,
                 collection_ids=collection_ids,
                 filters=filters,
+                turns=turns,
+                use_model=use_model,
             )
             message = stream.message
             message.heartbeat_at = timezone.now()

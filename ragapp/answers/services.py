@@ -26,6 +26,7 @@ from django.utils.translation import gettext as _
 from ragapp.answers.events import AnswerEvent
 from ragapp.answers.models import ConversationRead, Feedback, Message, Thread
 from ragapp.answers.pipeline import AnswerRun, not_found_text
+from ragapp.answers.prompts import Turn
 from ragapp.answers.threads import thread_turns
 from ragapp.documents.models import Collection
 from ragapp.documents.selectors import collection_ids_readable
@@ -70,13 +71,18 @@ def ask(
     thread: Thread | None = None,
     collection_ids: Iterable[int] | None = None,
     filters: dict | None = None,
+    turns: list[Turn] | None = None,
+    use_model: bool = True,
 ) -> AnswerStream:
     """Record the question and return the stream of its answer.
 
     `collection_ids` sets the thread's scope (see the module docstring);
     only collections the user may read are kept, and access is checked again
-    inside every search. Raises QuestionError before anything is recorded
-    when the question or thread is unusable.
+    inside every search. `turns` replaces the thread's own history (an API
+    caller sends the conversation with each request); `use_model=False`
+    answers extractively even when a chat model is configured. Raises
+    QuestionError before anything is recorded when the question or thread is
+    unusable.
     """
     question = clean_query(question).strip()
     if not question:
@@ -98,7 +104,8 @@ def ask(
                 )
             )
         scope = list(thread.collections.values_list("pk", flat=True)) or None
-        turns = thread_turns(thread)
+        if turns is None:
+            turns = thread_turns(thread)
         message = Message.objects.create(thread=thread, question=question)
         Thread.objects.filter(pk=thread.pk).update(updated_at=timezone.now())
     if collection_ids is not None and scope is None and list(collection_ids):
@@ -110,6 +117,7 @@ def ask(
         turns=turns,
         collection_ids=scope,
         filters=filters,
+        use_model=use_model,
     )
     return AnswerStream(run)
 

@@ -90,10 +90,12 @@ class ChatProvider(Protocol):
         options: ChatOptions,
         tools: Sequence[Mapping[str, Any]] | None = None,
         response_format: Mapping[str, Any] | None = None,
+        extra: Mapping[str, Any] | None = None,
     ) -> Iterator[ChatEvent]:
         """Yield TextDelta events, then one ChatFinished.
 
-        `response_format` asks for structured output, in OpenAI's shape.
+        `response_format` asks for structured output, in OpenAI's shape;
+        `extra` carries further request fields (tool_choice, stop).
 
         Raise ProviderStreamInterruptedError if the answer breaks off after
         text was yielded (never a shortened answer that looks complete), and

@@ -217,13 +217,18 @@ class OpenAIChatProvider(OpenAIClientProvider):
         options: ChatOptions,
         tools: Sequence[Mapping[str, Any]] | None = None,
         response_format: Mapping[str, Any] | None = None,
+        extra: Mapping[str, Any] | None = None,
     ) -> Iterator[ChatEvent]:
         """Yield the answer as TextDelta events, then one ChatFinished.
 
         `response_format` is passed on as OpenAI's structured-output
-        parameter (e.g. a JSON schema) for callers that parse the answer.
+        parameter (e.g. a JSON schema) for callers that parse the answer;
+        `extra` holds further request fields an API caller sent
+        (tool_choice, stop, parallel_tool_calls).
         """
         request = _request(messages, options, tools, response_format)
+        for name, value in (extra or {}).items():
+            request.setdefault(name, value)
         models = _models(options.model)
         model = models[0]
         calls = 0
