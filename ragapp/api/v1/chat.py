@@ -482,12 +482,14 @@ async def _grounded_stream(
                         **extra,
                     )
                 )
+                # Counted before the last bytes, so a client that has read
+                # [DONE] finds the spend recorded.
+                await sync_to_async(tokens_spent)(
+                    request, completion.prompt_tokens + completion.completion_tokens
+                )
                 if include_usage:
                     yield sse(completion.chunk(None, with_usage=True))
                 yield sse("[DONE]")
-        await sync_to_async(tokens_spent)(
-            request, completion.prompt_tokens + completion.completion_tokens
-        )
     except KeyGoneError:
         yield sse_error(
             _("The API key stopped working while the answer streamed."),
@@ -691,12 +693,12 @@ async def _passthrough_stream(
             elif kind == "unavailable":
                 yield sse_error(value, code="moderation_unavailable")
                 return
-        if include_usage:
-            yield sse(completion.chunk(None, with_usage=True))
-        yield sse("[DONE]")
         await sync_to_async(tokens_spent)(
             request, completion.prompt_tokens + completion.completion_tokens
         )
+        if include_usage:
+            yield sse(completion.chunk(None, with_usage=True))
+        yield sse("[DONE]")
     except ProviderError as exc:
         yield sse_error(exc.message, code=exc.code)
     finally:
