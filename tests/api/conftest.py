@@ -67,7 +67,7 @@ def make_key(db) -> Callable[..., IssuedKey]:
 
 
 @pytest.fixture
-def staff_key(staff, make_key) -> str:
+def staff_key(staff, make_key) -> str:  # noqa: F811 (the fixture)
     return make_key(staff).secret
 
 
