@@ -25,7 +25,9 @@ def test_models_are_the_collections_the_key_may_read(staff_sdk, handbook, garden
     assert caught.value.code == "model_not_found"
 
 
-def test_a_scoped_key_lists_only_its_collections(sdk, make_key, staff, handbook, readers):
+def test_a_scoped_key_lists_only_its_collections(
+    sdk, make_key, staff, handbook, readers
+):
     from tests.factories import CollectionFactory
 
     other = CollectionFactory(name="Other", slug="other")
@@ -73,7 +75,9 @@ def test_a_key_in_the_url_is_refused_and_not_logged(wsgi_http, staff_key):
 def test_keys_are_stored_as_digests_with_256_bits(make_key, staff):
     issued = make_key(staff)
     row = ApiKey.objects.get(pk=issued.key.pk)
-    stored = " ".join(str(getattr(row, f.attname)) for f in ApiKey._meta.concrete_fields)
+    stored = " ".join(
+        str(getattr(row, f.attname)) for f in ApiKey._meta.concrete_fields
+    )
     assert issued.secret not in stored
     assert issued.secret.startswith(row.prefix)
     assert len(base64.urlsafe_b64decode(issued.secret[4:] + "=")) == 32
@@ -105,7 +109,9 @@ def test_unknown_routes_and_methods_answer_json(wsgi_http, staff_key):
 
 def test_float_and_base64_embeddings_agree(staff_sdk, sdk, staff_key):
     as_float = staff_sdk.embeddings.create(
-        model="local/all-MiniLM-L6-v2", input=["meal expenses", "laptops"], encoding_format="float"
+        model="local/all-MiniLM-L6-v2",
+        input=["meal expenses", "laptops"],
+        encoding_format="float",
     )
     # The SDK asks for base64 by default and decodes it itself, after
     # validation: its strict mode checks the still-encoded strings against
@@ -129,7 +135,9 @@ def test_token_array_inputs_embed_like_their_text(staff_sdk):
     by_tokens = staff_sdk.embeddings.create(
         model="local/all-MiniLM-L6-v2", input=[tokens], encoding_format="float"
     )
-    np.testing.assert_allclose(by_text.data[0].embedding, by_tokens.data[0].embedding, rtol=1e-6)
+    np.testing.assert_allclose(
+        by_text.data[0].embedding, by_tokens.data[0].embedding, rtol=1e-6
+    )
 
 
 def test_an_empty_embedding_input_is_a_bad_request(staff_sdk):
@@ -142,7 +150,9 @@ def test_moderation_results_carry_all_13_categories(staff_sdk):
     result = staff_sdk.moderations.create(input=["hello there", "I will kill you"])
     assert len(result.results) == 2
     for item in result.results:
-        assert set(item.categories.model_dump(by_alias=True)) == set(MODERATION_CATEGORIES)
+        assert set(item.categories.model_dump(by_alias=True)) == set(
+            MODERATION_CATEGORIES
+        )
         assert set(item.category_scores.model_dump(by_alias=True)) == set(
             MODERATION_CATEGORIES
         )
