@@ -62,8 +62,11 @@ class ApiRequestMiddleware:
         status = response.status_code
         message = REASONS.get(status) or _("The request could not be served.")
         replaced = error_response(shape_of(request), status=status, message=message)
-        if status == 405 and response.has_header("Allow"):
-            replaced["Allow"] = response["Allow"]
+        # Keep what the inner middleware set (Allow, X-Frame-Options, the CSP,
+        # Vary): only the body and its type change.
+        for header, value in response.items():
+            if header.lower() not in ("content-type", "content-length"):
+                replaced[header] = value
         return replaced
 
     @staticmethod

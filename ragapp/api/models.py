@@ -1,4 +1,5 @@
-"""API keys, what they spend, and the log of every API request.
+"""API keys, what they spend, the log of every API request, and OpenAI's
+files and vector stores over collections.
 
 A key is shown once and stored as its SHA-256 digest: the secret has 256 bits
 from `secrets`, so a fast digest is as safe as a slow one and keeps every
@@ -7,6 +8,10 @@ for people to tell their keys apart.
 """
 
 from __future__ import annotations
+
+import secrets
+import string
+import uuid
 
 from django.conf import settings
 from django.db import models
@@ -122,3 +127,178 @@ class ApiRequest(models.Model):
 
     def __str__(self) -> str:
         return f"{self.method} {self.route} {self.status}"
+
+
+# --- OpenAI's Files and Vector Stores over ragapp's collections ---------------------
+
+_ID_ALPHABET = string.ascii_letters + string.digits
+
+
+def _public_id(prefix: str) -> str:
+    """An id as OpenAI shapes them: a prefix and 24 random letters and digits.
+
+    Random rather than a row number, so an id tells nothing about how many
+    files or stores exist, and a guessed one finds nothing.
+    """
+    return prefix + "".join(secrets.choice(_ID_ALPHABET) for _ in range(24))
+
+
+def new_file_id() -> str:
+    return _public_id("file-")
+
+
+def new_vector_store_id() -> str:
+    return _public_id("vs_")
+
+
+def new_file_batch_id() -> str:
+    return _public_id("vsfb_")
+
+
+def api_file_upload_to(instance: ApiFile, filename: str) -> str:
+    """Store every file under a server-made name; the client's name is metadata (T17)."""
+    return f"api-files/{uuid.uuid4().hex}"
+
+
+class ApiFile(models.Model):
+    """A file uploaded through `POST /v1/files`, private to its uploader.
+
+    Attaching it to a vector store copies its bytes into a new document of
+    that collection, so deleting the file leaves the store's copy alone, as
+    OpenAI's API does.
+    """
+
+    class Purpose(models.TextChoices):
+        ASSISTANTS = "assistants", "assistants"
+        BATCH = "batch", "batch"
+        FINE_TUNE = "fine-tune", "fine-tune"
+        VISION = "vision", "vision"
+        USER_DATA = "user_data", "user_data"
+        EVALS = "evals", "evals"
+
+    public_id = models.CharField(
+        max_length=40, unique=True, default=new_file_id, editable=False
+    )
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="api_files"
+    )
+    filename = models.CharField(
+        _("file name"),
+        max_length=255,
+        help_text=_("As the client named it; shown escaped, never used as a path."),
+    )
+    purpose = models.CharField(_("purpose"), max_length=20, choices=Purpose.choices)
+    bytes = models.PositiveBigIntegerField(_("size in bytes"))
+    sha256 = models.CharField(_("SHA-256"), max_length=64)
+    file = models.FileField(upload_to=api_file_upload_to, max_length=300)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["-created_at", "-pk"]
+        indexes = [
+            models.Index(fields=["user", "created_at"], name="api_file_user_created")
+        ]
+        verbose_name = _("API file")
+
+    def __str__(self) -> str:
+        return f"{self.public_id} ({self.filename})"
+
+
+class VectorStore(models.Model):
+    """The OpenAI face of a collection: its `vs_` id and the fields OpenAI adds.
+
+    Made when a store is created through the API, and on first sight for
+    collections made elsewhere, so every collection a caller may read is a
+    vector store with a stable id.
+    """
+
+    public_id = models.CharField(
+        max_length=40, unique=True, default=new_vector_store_id, editable=False
+    )
+    collection = models.OneToOneField(
+        "documents.Collection", on_delete=models.CASCADE, related_name="vector_store"
+    )
+    metadata = models.JSONField(default=dict, blank=True)
+    # Kept and echoed; ragapp never expires a collection.
+    expires_after = models.JSONField(null=True, blank=True)
+    last_active_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["-created_at", "-pk"]
+
+    def __str__(self) -> str:
+        return self.public_id
+
+
+class VectorStoreFileBatch(models.Model):
+    """Files attached to a store in one request, counted together."""
+
+    public_id = models.CharField(
+        max_length=40, unique=True, default=new_file_batch_id, editable=False
+    )
+    vector_store = models.ForeignKey(
+        VectorStore, on_delete=models.CASCADE, related_name="batches"
+    )
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+    )
+    # Cancelling deletes the batch's documents still being indexed; these
+    # count them, since their rows are gone with them.
+    cancelled_at = models.DateTimeField(null=True, blank=True)
+    cancelled_count = models.PositiveIntegerField(default=0)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["-created_at", "-pk"]
+
+    def __str__(self) -> str:
+        return self.public_id
+
+
+class VectorStoreFile(models.Model):
+    """One document of a collection under its OpenAI file id.
+
+    Attached through the API, the id is the `ApiFile`'s; documents uploaded
+    in the web pages get an id of their own on first sight.
+    """
+
+    public_id = models.CharField(max_length=40)
+    vector_store = models.ForeignKey(
+        VectorStore, on_delete=models.CASCADE, related_name="files"
+    )
+    document = models.OneToOneField(
+        "documents.Document",
+        on_delete=models.CASCADE,
+        related_name="vector_store_file",
+    )
+    api_file = models.ForeignKey(
+        ApiFile,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="vector_store_files",
+    )
+    batch = models.ForeignKey(
+        VectorStoreFileBatch,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="files",
+    )
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["-created_at", "-pk"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["vector_store", "public_id"], name="vector_store_file_id"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.vector_store_id}/{self.public_id}"

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from ragapp.web import streams, usage_views, views
+from ragapp.web import keys_views, streams, usage_views, views
 
 app_name = "web"
 
@@ -34,6 +34,8 @@ urlpatterns = [
         views.citation_page_image,
         name="citation-page",
     ),
+    path("keys/", keys_views.keys_page, name="keys"),
+    path("keys/<int:key_id>/revoke", keys_views.key_revoke, name="key-revoke"),
     path("usage/", usage_views.usage_page, name="usage"),
     path(
         "usage/conversations/<int:thread_id>/",

@@ -1,4 +1,4 @@
-// Small progressive behaviours of the ask page; the page works without them.
+// Small progressive behaviours of the ask and API keys pages; they work without them.
 // Rendering stays on the server: nothing here builds markup from data.
 (function () {
   "use strict";
@@ -45,9 +45,12 @@
     if (copy) {
       var source = document.querySelector(copy.getAttribute("data-copy"));
       if (source) {
+        // The button's own label comes back, whichever it is ("Copy answer",
+        // "Copy key"), and survives a second click within the two seconds.
+        copy.dataset.label = copy.dataset.label || copy.textContent;
         navigator.clipboard.writeText(source.innerText).then(function () {
           copy.textContent = "Copied";
-          setTimeout(function () { copy.textContent = "Copy answer"; }, 2000);
+          setTimeout(function () { copy.textContent = copy.dataset.label; }, 2000);
         });
       }
       return;

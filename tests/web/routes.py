@@ -26,11 +26,17 @@ from django.urls import URLPattern, URLResolver, get_resolver, reverse
 
 from ragapp.accounts.roles import STAFF_GROUP
 from ragapp.answers.models import Citation, Message, Thread
+from ragapp.api.keys import apikey_create
+from ragapp.api.models import ApiKey
 from ragapp.documents import services as document_services
 from ragapp.documents.models import Chunk, Collection, Document
 from tests.factories import ChunkFactory, CollectionFactory, UserFactory
 
 SKIPPED_NAMESPACES = frozenset({"admin"})
+# Namespaces authenticated by a bearer API key, never by the session cookie:
+# CSRF does not apply to them (tests/api checks a cookie alone gets a 401),
+# but the security headers do.
+TOKEN_NAMESPACES = frozenset({"openai", "api"})
 ROLES = ("anonymous", "staff", "admin")
 
 
@@ -73,9 +79,15 @@ def _walk(
         yield Route(name, text, params + _params(entry), entry.callback)
 
 
-def app_routes() -> list[Route]:
-    """Return every route of the project's URLconf but the admin's."""
-    return list(_walk(get_resolver().url_patterns))
+def app_routes(*, token_auth: bool = True) -> list[Route]:
+    """Return every route of the project's URLconf but the admin's.
+
+    With `token_auth=False`, also leave out the API routes (TOKEN_NAMESPACES).
+    """
+    routes = _walk(get_resolver().url_patterns)
+    if token_auth:
+        return list(routes)
+    return [r for r in routes if (r.name or "").split(":")[0] not in TOKEN_NAMESPACES]
 
 
 # --- Real objects for the path parameters ------------------------------------------
@@ -83,12 +95,13 @@ def app_routes() -> list[Route]:
 
 @dataclass
 class Holdings:
-    """What one signed-in user owns: a thread, an answered message, a citation."""
+    """What one signed-in user owns: a thread, a message, its citation, a key."""
 
     user: AbstractBaseUser
     thread: Thread
     message: Message
     citation: Citation
+    api_key: ApiKey
 
 
 @dataclass
@@ -125,7 +138,8 @@ def _holdings(user: AbstractBaseUser, document: Document, chunk: Chunk) -> Holdi
         page_end=1,
         quote=chunk.text,
     )
-    return Holdings(user, thread, message, citation)
+    api_key = apikey_create(user=user, name="Laptop script").key
+    return Holdings(user, thread, message, citation, api_key)
 
 
 def build_world(settings: Any, media_root: Path) -> World:
@@ -184,6 +198,12 @@ def path_values(world: World, role: str) -> dict[str, object]:
         "document_id": world.document.pk,
         "collection_id": world.collection.pk,
         "user_id": mine.user.pk,
+        "key_id": mine.api_key.pk,
+        # The API's ids are strings; unknown ones still get the headers.
+        "model": "ragapp-extractive",
+        "file_id": "file-unknown",
+        "vector_store_id": "vs_unknown",
+        "batch_id": "vsfb_unknown",
     }
 
 

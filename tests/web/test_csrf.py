@@ -24,7 +24,7 @@ from tests.web.routes import Route, app_routes, build_world, sign_in, url_for
 
 pytestmark = pytest.mark.django_db
 
-ROUTES = app_routes()
+ROUTES = app_routes(token_auth=False)
 SAME_ORIGIN = "http://testserver"
 FOREIGN_ORIGIN = "https://evil.example"
 HTMX = {"HX-Request": "true"}

@@ -6,7 +6,14 @@ from ninja import NinjaAPI
 
 from ragapp.api import errors
 from ragapp.api.auth import ApiKeyAuth
-from ragapp.api.v1 import chat, embeddings, models_routes, moderations
+from ragapp.api.v1 import (
+    chat,
+    embeddings,
+    files,
+    models_routes,
+    moderations,
+    vector_stores,
+)
 
 api = NinjaAPI(
     title="ragapp — OpenAI-compatible API",
@@ -24,3 +31,5 @@ api.add_router("", models_routes.router)
 api.add_router("", chat.router)
 api.add_router("", embeddings.router)
 api.add_router("", moderations.router)
+api.add_router("", files.router)
+api.add_router("", vector_stores.router)
