@@ -431,9 +431,7 @@ API_USER_REQUESTS_PER_MINUTE = env.int(
 API_FAILED_AUTH_PER_MINUTE = env.int("RAGAPP_API_FAILED_AUTH_PER_MINUTE", default=30)
 # Tokens a month (UTC calendar months) per key and per user; 0 = no budget.
 API_KEY_MONTHLY_TOKENS = env.int("RAGAPP_API_KEY_MONTHLY_TOKENS", default=5_000_000)
-API_USER_MONTHLY_TOKENS = env.int(
-    "RAGAPP_API_USER_MONTHLY_TOKENS", default=20_000_000
-)
+API_USER_MONTHLY_TOKENS = env.int("RAGAPP_API_USER_MONTHLY_TOKENS", default=20_000_000)
 # Denial-of-wallet caps (T37): streams at once per key, max_tokens a request
 # may ask for (larger asks are clamped), characters of a chat prompt.
 API_MAX_STREAMS_PER_KEY = env.int("RAGAPP_API_MAX_STREAMS_PER_KEY", default=4)

@@ -178,8 +178,6 @@ def key_revoke(request: HtmxHttpRequest, key_id: int) -> HttpResponse:
     key = _key_or_404(request, key_id)
     if request.method == "POST":
         apikey_revoke(key=key)
-        flash.success(
-            request, _("API key “%(name)s” revoked.") % {"name": key.name}
-        )
+        flash.success(request, _("API key “%(name)s” revoked.") % {"name": key.name})
         return HttpResponseRedirect(reverse("web:keys") + f"#key-{key.pk}")
     return render(request, "web/key_revoke.html", {"key": key})

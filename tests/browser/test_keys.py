@@ -62,7 +62,9 @@ def test_a_key_is_shown_once_copied_and_revoked(page, page_log, sign_in, staff_g
     assert not SECRET.search(page.content())
     expect(page.locator(f"#key-{key.pk}")).to_contain_text(f"{key.prefix}…")
 
-    page.locator(f"#key-{key.pk}").get_by_role("link", name="Revoke Laptop script…").click()
+    page.locator(f"#key-{key.pk}").get_by_role(
+        "link", name="Revoke Laptop script…"
+    ).click()
     expect(page.get_by_role("heading", name="Revoke “Laptop script”?")).to_be_visible()
     assert_accessible(page)
     page.get_by_role("button", name="Revoke the key").click()

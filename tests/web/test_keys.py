@@ -11,8 +11,8 @@ from django.test import Client
 from django.urls import reverse
 
 from ragapp.api.keys import apikey_authenticate, apikey_create, digest
-from ragapp.api.models import ApiKey, TokenSpend
 from ragapp.api.limits import _month
+from ragapp.api.models import ApiKey, TokenSpend
 from tests.factories import CollectionFactory, UserFactory
 
 pytestmark = pytest.mark.django_db

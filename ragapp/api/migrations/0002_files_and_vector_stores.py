@@ -2,89 +2,237 @@
 
 import django.db.models.deletion
 import django.utils.timezone
-import ragapp.api.models
 from django.conf import settings
 from django.db import migrations, models
 
+import ragapp.api.models
+
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('api', '0001_keys_spend_request_log'),
-        ('documents', '0006_ready_documents_skip_version_check'),
+        ("api", "0001_keys_spend_request_log"),
+        ("documents", "0006_ready_documents_skip_version_check"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
     operations = [
         migrations.CreateModel(
-            name='ApiFile',
+            name="ApiFile",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('public_id', models.CharField(default=ragapp.api.models.new_file_id, editable=False, max_length=40, unique=True)),
-                ('filename', models.CharField(help_text='As the client named it; shown escaped, never used as a path.', max_length=255, verbose_name='file name')),
-                ('purpose', models.CharField(choices=[('assistants', 'assistants'), ('batch', 'batch'), ('fine-tune', 'fine-tune'), ('vision', 'vision'), ('user_data', 'user_data'), ('evals', 'evals')], max_length=20, verbose_name='purpose')),
-                ('bytes', models.PositiveBigIntegerField(verbose_name='size in bytes')),
-                ('sha256', models.CharField(max_length=64, verbose_name='SHA-256')),
-                ('file', models.FileField(max_length=300, upload_to=ragapp.api.models.api_file_upload_to)),
-                ('created_at', models.DateTimeField(default=django.utils.timezone.now)),
-                ('user', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='api_files', to=settings.AUTH_USER_MODEL)),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True,
+                        primary_key=True,
+                        serialize=False,
+                        verbose_name="ID",
+                    ),
+                ),
+                (
+                    "public_id",
+                    models.CharField(
+                        default=ragapp.api.models.new_file_id,
+                        editable=False,
+                        max_length=40,
+                        unique=True,
+                    ),
+                ),
+                (
+                    "filename",
+                    models.CharField(
+                        help_text="As the client named it; shown escaped, never used as a path.",
+                        max_length=255,
+                        verbose_name="file name",
+                    ),
+                ),
+                (
+                    "purpose",
+                    models.CharField(
+                        choices=[
+                            ("assistants", "assistants"),
+                            ("batch", "batch"),
+                            ("fine-tune", "fine-tune"),
+                            ("vision", "vision"),
+                            ("user_data", "user_data"),
+                            ("evals", "evals"),
+                        ],
+                        max_length=20,
+                        verbose_name="purpose",
+                    ),
+                ),
+                ("bytes", models.PositiveBigIntegerField(verbose_name="size in bytes")),
+                ("sha256", models.CharField(max_length=64, verbose_name="SHA-256")),
+                (
+                    "file",
+                    models.FileField(
+                        max_length=300, upload_to=ragapp.api.models.api_file_upload_to
+                    ),
+                ),
+                ("created_at", models.DateTimeField(default=django.utils.timezone.now)),
+                (
+                    "user",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="api_files",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
             ],
             options={
-                'verbose_name': 'API file',
-                'ordering': ['-created_at', '-pk'],
+                "verbose_name": "API file",
+                "ordering": ["-created_at", "-pk"],
             },
         ),
         migrations.CreateModel(
-            name='VectorStore',
+            name="VectorStore",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('public_id', models.CharField(default=ragapp.api.models.new_vector_store_id, editable=False, max_length=40, unique=True)),
-                ('metadata', models.JSONField(blank=True, default=dict)),
-                ('expires_after', models.JSONField(blank=True, null=True)),
-                ('last_active_at', models.DateTimeField(blank=True, null=True)),
-                ('created_at', models.DateTimeField(default=django.utils.timezone.now)),
-                ('collection', models.OneToOneField(on_delete=django.db.models.deletion.CASCADE, related_name='vector_store', to='documents.collection')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True,
+                        primary_key=True,
+                        serialize=False,
+                        verbose_name="ID",
+                    ),
+                ),
+                (
+                    "public_id",
+                    models.CharField(
+                        default=ragapp.api.models.new_vector_store_id,
+                        editable=False,
+                        max_length=40,
+                        unique=True,
+                    ),
+                ),
+                ("metadata", models.JSONField(blank=True, default=dict)),
+                ("expires_after", models.JSONField(blank=True, null=True)),
+                ("last_active_at", models.DateTimeField(blank=True, null=True)),
+                ("created_at", models.DateTimeField(default=django.utils.timezone.now)),
+                (
+                    "collection",
+                    models.OneToOneField(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="vector_store",
+                        to="documents.collection",
+                    ),
+                ),
             ],
             options={
-                'ordering': ['-created_at', '-pk'],
+                "ordering": ["-created_at", "-pk"],
             },
         ),
         migrations.CreateModel(
-            name='VectorStoreFileBatch',
+            name="VectorStoreFileBatch",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('public_id', models.CharField(default=ragapp.api.models.new_file_batch_id, editable=False, max_length=40, unique=True)),
-                ('cancelled_at', models.DateTimeField(blank=True, null=True)),
-                ('cancelled_count', models.PositiveIntegerField(default=0)),
-                ('created_at', models.DateTimeField(default=django.utils.timezone.now)),
-                ('created_by', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to=settings.AUTH_USER_MODEL)),
-                ('vector_store', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='batches', to='api.vectorstore')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True,
+                        primary_key=True,
+                        serialize=False,
+                        verbose_name="ID",
+                    ),
+                ),
+                (
+                    "public_id",
+                    models.CharField(
+                        default=ragapp.api.models.new_file_batch_id,
+                        editable=False,
+                        max_length=40,
+                        unique=True,
+                    ),
+                ),
+                ("cancelled_at", models.DateTimeField(blank=True, null=True)),
+                ("cancelled_count", models.PositiveIntegerField(default=0)),
+                ("created_at", models.DateTimeField(default=django.utils.timezone.now)),
+                (
+                    "created_by",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="+",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
+                (
+                    "vector_store",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="batches",
+                        to="api.vectorstore",
+                    ),
+                ),
             ],
             options={
-                'ordering': ['-created_at', '-pk'],
+                "ordering": ["-created_at", "-pk"],
             },
         ),
         migrations.CreateModel(
-            name='VectorStoreFile',
+            name="VectorStoreFile",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('public_id', models.CharField(max_length=40)),
-                ('created_at', models.DateTimeField(default=django.utils.timezone.now)),
-                ('api_file', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='vector_store_files', to='api.apifile')),
-                ('document', models.OneToOneField(on_delete=django.db.models.deletion.CASCADE, related_name='vector_store_file', to='documents.document')),
-                ('vector_store', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='files', to='api.vectorstore')),
-                ('batch', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='files', to='api.vectorstorefilebatch')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True,
+                        primary_key=True,
+                        serialize=False,
+                        verbose_name="ID",
+                    ),
+                ),
+                ("public_id", models.CharField(max_length=40)),
+                ("created_at", models.DateTimeField(default=django.utils.timezone.now)),
+                (
+                    "api_file",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="vector_store_files",
+                        to="api.apifile",
+                    ),
+                ),
+                (
+                    "document",
+                    models.OneToOneField(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="vector_store_file",
+                        to="documents.document",
+                    ),
+                ),
+                (
+                    "vector_store",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="files",
+                        to="api.vectorstore",
+                    ),
+                ),
+                (
+                    "batch",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="files",
+                        to="api.vectorstorefilebatch",
+                    ),
+                ),
             ],
             options={
-                'ordering': ['-created_at', '-pk'],
+                "ordering": ["-created_at", "-pk"],
             },
         ),
         migrations.AddIndex(
-            model_name='apifile',
-            index=models.Index(fields=['user', 'created_at'], name='api_file_user_created'),
+            model_name="apifile",
+            index=models.Index(
+                fields=["user", "created_at"], name="api_file_user_created"
+            ),
         ),
         migrations.AddConstraint(
-            model_name='vectorstorefile',
-            constraint=models.UniqueConstraint(fields=('vector_store', 'public_id'), name='vector_store_file_id'),
+            model_name="vectorstorefile",
+            constraint=models.UniqueConstraint(
+                fields=("vector_store", "public_id"), name="vector_store_file_id"
+            ),
         ),
     ]

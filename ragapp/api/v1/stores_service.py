@@ -125,10 +125,7 @@ def vector_stores_ensure(collections: QuerySet[Collection]) -> None:
         "pk", "created_at"
     )
     VectorStore.objects.bulk_create(
-        [
-            VectorStore(collection_id=pk, created_at=created)
-            for pk, created in missing
-        ],
+        [VectorStore(collection_id=pk, created_at=created) for pk, created in missing],
         ignore_conflicts=True,
     )
 
@@ -205,9 +202,7 @@ def vector_store_create(
                 "create new ones; use a key without a collection scope."
             )
         )
-    files = [
-        access_api_file(user=caller.user, file_id=file_id) for file_id in file_ids
-    ]
+    files = [access_api_file(user=caller.user, file_id=file_id) for file_id in file_ids]
     if files:
         caller.require_write("documents.add_document")
     with transaction.atomic():
@@ -352,7 +347,8 @@ def attributes_clean(value: Any, *, param: str = "attributes") -> dict[str, Any]
         raise ApiError(_("'%(p)s' must be an object.") % {"p": param}, param=param)
     if len(value) > MAX_ATTRIBUTES:
         raise ApiError(
-            _("'%(p)s' may have at most %(n)d keys.") % {"p": param, "n": MAX_ATTRIBUTES},
+            _("'%(p)s' may have at most %(n)d keys.")
+            % {"p": param, "n": MAX_ATTRIBUTES},
             param=param,
         )
     for key, item in value.items():
@@ -421,11 +417,11 @@ def output_attributes(
             break
         if key in result or not isinstance(key, str) or len(key) > MAX_ATTRIBUTE_KEY:
             continue
-        if isinstance(value, bool) or (
-            isinstance(value, int | float) and math.isfinite(value)
+        if (
+            isinstance(value, bool)
+            or (isinstance(value, int | float) and math.isfinite(value))
+            or (isinstance(value, str) and len(value) <= MAX_ATTRIBUTE_STRING)
         ):
-            result[key] = value
-        elif isinstance(value, str) and len(value) <= MAX_ATTRIBUTE_STRING:
             result[key] = value
     return result
 

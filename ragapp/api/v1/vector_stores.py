@@ -174,7 +174,9 @@ def chunking_strategy_clean(value: Any, *, param: str = "chunking_strategy") -> 
         )
     if value["type"] == "auto":
         if set(value) != {"type"}:
-            raise ApiError(_("An auto chunking strategy takes no options."), param=param)
+            raise ApiError(
+                _("An auto chunking strategy takes no options."), param=param
+            )
         return
     static = value.get("static")
     if set(value) != {"type", "static"} or not isinstance(static, dict):
@@ -480,9 +482,7 @@ def file_batches_create(
         )
         attributes = shared if item.attributes is None else item.attributes
         attachments.append(
-            _attachment(
-                caller, item.file_id, attributes, f"files[{index}].attributes"
-            )
+            _attachment(caller, item.file_id, attributes, f"files[{index}].attributes")
         )
     batch = stores.vector_store_file_batch_create(
         caller=caller, store=store, attachments=attachments
