@@ -10,6 +10,7 @@ real background runner, on its own connection, so tests that ask commit
 
 from __future__ import annotations
 
+import threading
 import warnings
 from collections.abc import Callable, Iterator
 
@@ -18,7 +19,7 @@ import openai
 import pytest
 from django.core.signals import request_finished, request_started
 from django.core.wsgi import get_wsgi_application
-from django.db import close_old_connections
+from django.db import close_old_connections, connections
 
 from ragapp.answers import runner
 from ragapp.api.keys import IssuedKey, apikey_create
@@ -42,6 +43,7 @@ def wsgi_http() -> Iterator[httpx.Client]:
     """
     request_started.disconnect(close_old_connections)
     request_finished.disconnect(close_old_connections)
+    request_finished.connect(_close_in_other_threads)
     try:
         with warnings.catch_warnings():
             # WSGI serves a streamed (async) reply by reading it whole first;
@@ -53,8 +55,19 @@ def wsgi_http() -> Iterator[httpx.Client]:
                 transport=httpx.WSGITransport(app=get_wsgi_application())
             )
     finally:
+        request_finished.disconnect(_close_in_other_threads)
         request_started.connect(close_old_connections)
         request_finished.connect(close_old_connections)
+
+
+def _close_in_other_threads(**kwargs) -> None:
+    """Close the connection of a request served in an SDK helper's thread.
+
+    The SDK's batch upload sends from a thread pool; each thread's connection
+    would otherwise outlive the test and block the test database's drop.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        connections.close_all()
 
 
 @pytest.fixture
