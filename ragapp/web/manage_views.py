@@ -10,11 +10,9 @@ upload.js adds drag and drop with a progress bar per file.
 from __future__ import annotations
 
 import time
-import unicodedata
 from collections.abc import Callable
 from functools import wraps
 from typing import Any
-from urllib.parse import quote
 
 from django.conf import settings
 from django.contrib import messages as flash
@@ -41,6 +39,7 @@ from django_htmx.middleware import HtmxDetails
 from ragapp.accounts import services as accounts
 from ragapp.accounts.roles import is_admin
 from ragapp.documents import selectors, services
+from ragapp.documents.downloads import document_download_response
 from ragapp.documents.models import Collection, Document
 from ragapp.providers.exceptions import ProviderError
 from ragapp.retrieval.search import chunk_search
@@ -400,49 +399,11 @@ def document_detail(request: HtmxHttpRequest, document_id: int) -> HttpResponse:
     return render(request, "web/manage/document.html", context)
 
 
-def attachment_disposition(name: str) -> str:
-    """Content-Disposition for downloading `name`, whatever it contains (T11).
-
-    Always an attachment, with an ASCII `filename` for old clients and the
-    RFC 6266 / RFC 5987 `filename*` with the real name percent-encoded.
-    Control, format (e.g. right-to-left override) and separator characters
-    are dropped first, so no name can split the header or disguise its
-    extension.
-    """
-    name = unicodedata.normalize("NFC", name)
-    name = "".join(
-        ch
-        for ch in name
-        if unicodedata.category(ch) not in {"Cc", "Cf", "Cs", "Co", "Zl", "Zp"}
-    ).strip()
-    name = name or "document"
-    fallback = "".join(
-        ch if " " <= ch <= "~" and ch not in '"\\%' else "_" for ch in name
-    )
-    return (
-        f"attachment; filename=\"{fallback}\"; filename*=UTF-8''{quote(name, safe='')}"
-    )
-
-
 @admin_required
 @require_GET
 def document_download(request: HtmxHttpRequest, document_id: int) -> FileResponse:
     """The stored original, as an attachment that can never run as our page (T11)."""
-    document = _document_or_404(request, document_id)
-    if not document.file:
-        raise Http404
-    name = document.original_filename or document.title or "document"
-    response = FileResponse(
-        document.file.open("rb"),
-        as_attachment=True,
-        filename=name,
-        content_type="application/octet-stream",
-    )
-    response["Content-Disposition"] = attachment_disposition(name)
-    response["Content-Security-Policy"] = "sandbox"
-    response["X-Content-Type-Options"] = "nosniff"
-    response["Cache-Control"] = "private, no-store"
-    return response
+    return document_download_response(_document_or_404(request, document_id))
 
 
 # --- hit testing -------------------------------------------------------------------
