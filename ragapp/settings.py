@@ -50,6 +50,9 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "django.contrib.postgres",
     "csp",
+    # Swagger UI's static files and page for /api/docs, served from here
+    # rather than a CDN the CSP (and an offline install) would not reach.
+    "ninja",
     "django_htmx",
     "template_partials",
     "axes",

@@ -302,3 +302,38 @@ class VectorStoreFile(models.Model):
 
     def __str__(self) -> str:
         return f"{self.vector_store_id}/{self.public_id}"
+
+
+# --- The native API's idempotent writes -----------------------------------------------
+
+
+class IdempotentRequest(models.Model):
+    """A write sent with an `Idempotency-Key`, and the reply it got, for 24 hours.
+
+    One row per key, route and Idempotency-Key: the same request sent again
+    gets the stored reply instead of being done twice. `fingerprint` is a
+    digest of what was sent (files' names and contents), so the same
+    Idempotency-Key with another body is refused rather than answered with a
+    reply to something else. `status` stays empty while the first request
+    runs; a row left empty past its lease (a killed process) is taken over.
+    """
+
+    key = models.ForeignKey(ApiKey, on_delete=models.CASCADE, related_name="+")
+    route = models.CharField(max_length=300)
+    idempotency_key = models.CharField(max_length=255)
+    fingerprint = models.CharField(max_length=64)
+    status = models.PositiveSmallIntegerField(null=True, blank=True)
+    response = models.JSONField(null=True, blank=True)
+    created_at = models.DateTimeField(default=timezone.now, db_index=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["key", "route", "idempotency_key"],
+                name="idempotent_request_once",
+            )
+        ]
+        verbose_name = _("idempotent request")
+
+    def __str__(self) -> str:
+        return f"{self.route} [{self.idempotency_key}]"
