@@ -80,6 +80,25 @@ def schema_errors(name: str, body: Any) -> list[str]:
     ]
 
 
+@functools.cache
+def _event_schemas() -> dict[str, str]:
+    """Each stream event type's own schema, from ResponseStreamEvent's list."""
+    schemas = _registry().contents(BASE)["components"]["schemas"]
+    names = {}
+    for option in schemas["ResponseStreamEvent"]["anyOf"]:
+        name = option["$ref"].rsplit("/", 1)[1]
+        for kind in schemas[name]["properties"]["type"].get("enum", []):
+            names[kind] = name
+    return names
+
+
+def assert_event_conforms(event: dict[str, Any]) -> None:
+    """Check a Responses stream event against the schema of its own type."""
+    name = _event_schemas().get(event.get("type"))
+    assert name, f"no event of type {event.get('type')!r} in ResponseStreamEvent"
+    assert_conforms(name, event)
+
+
 def assert_conforms(name: str, body: Any) -> None:
     errors = schema_errors(name, body)
     assert not errors, f"not a valid {name}:\n" + "\n".join(errors[:10])

@@ -12,6 +12,7 @@ from ragapp.api.v1 import (
     files,
     models_routes,
     moderations,
+    responses,
     vector_stores,
 )
 
@@ -33,3 +34,4 @@ api.add_router("", embeddings.router)
 api.add_router("", moderations.router)
 api.add_router("", files.router)
 api.add_router("", vector_stores.router)
+api.add_router("", responses.router)

@@ -46,6 +46,7 @@ from ragapp.api.exceptions import ApiError, RateLimitedError, UnavailableError
 from ragapp.api.follow import KeyGoneError, follow, in_thread, now_unix
 from ragapp.api.limits import StreamSlot
 from ragapp.api.usage import tokens_spent
+from ragapp.api.v1 import stores_service as stores
 from ragapp.api.v1.catalog import ModelEntry, model_resolve
 from ragapp.documents.tokens import count_tokens
 from ragapp.moderation.exceptions import ModerationUnavailableError
@@ -346,6 +347,10 @@ def conversation(messages: list[dict[str, Any]]) -> tuple[str, list[Turn]]:
 def _citation(
     request: HttpRequest, message_id: int, payload: dict[str, Any]
 ) -> dict[str, Any]:
+    """A citation in full, its document named by its vector-store file id."""
+    file_id, filename = stores.document_files([payload["document_id"]]).get(
+        payload["document_id"], ("", payload["document_title"])
+    )
     pages = ""
     if payload.get("page_start"):
         start, end = (
@@ -358,7 +363,8 @@ def _citation(
     )
     return {
         "marker": payload["marker"],
-        "file_id": f"file-{payload['document_id']}",
+        "file_id": file_id,
+        "filename": filename,
         "document_id": payload["document_id"],
         "title": payload["document_title"],
         "label": f"{payload['document_title']}{pages}",
@@ -414,7 +420,9 @@ async def _grounded_whole(
         if kind == Delta.kind:
             completion.text += payload["text"]
         elif kind == CitationAdded.kind:
-            completion.citations.append(_citation(request, message.pk, payload))
+            completion.citations.append(
+                await sync_to_async(_citation)(request, message.pk, payload)
+            )
         elif kind == Finished.kind:
             if payload.get("status") == Message.Status.FAILED and not payload.get(
                 "retract"
@@ -457,7 +465,9 @@ async def _grounded_stream(
                     )
                 )
             elif kind == CitationAdded.kind:
-                completion.citations.append(_citation(request, message.pk, payload))
+                completion.citations.append(
+                    await sync_to_async(_citation)(request, message.pk, payload)
+                )
             elif kind == Finished.kind:
                 if payload.get("status") == Message.Status.FAILED:
                     yield sse_error(

@@ -614,3 +614,75 @@ def vector_store_file_batch_cancel(
         batch.cancelled_count += len(pending)
         batch.save(update_fields=["cancelled_at", "cancelled_count"])
     return batch
+
+
+# --- Documents under their OpenAI ids -----------------------------------------------
+
+
+def document_file_ids(document_ids: Iterable[int]) -> dict[int, str]:
+    """The vector-store file id of each document, made on first sight.
+
+    Answers cite documents; the Responses and Chat APIs name them by the id
+    `/v1/vector_stores/{id}/files/{file_id}` knows, whichever face made them.
+    """
+    wanted = set(document_ids)
+    if not wanted:
+        return {}
+    collections = Collection.objects.filter(documents__pk__in=wanted).distinct()
+    vector_stores_ensure(collections)
+    missing = Document.objects.filter(
+        pk__in=wanted, vector_store_file__isnull=True
+    ).values_list("pk", "collection__vector_store__pk", "created_at")
+    VectorStoreFile.objects.bulk_create(
+        [
+            VectorStoreFile(
+                public_id=new_file_id(),
+                vector_store_id=store_pk,
+                document_id=pk,
+                created_at=created,
+            )
+            for pk, store_pk, created in missing
+        ],
+        ignore_conflicts=True,
+    )
+    return dict(
+        VectorStoreFile.objects.filter(document_id__in=wanted).values_list(
+            "document_id", "public_id"
+        )
+    )
+
+
+def document_files(document_ids: Iterable[int]) -> dict[int, tuple[str, str]]:
+    """Each document's vector-store file id and file name, as citations name them."""
+    ids = document_file_ids(document_ids)
+    return {
+        pk: (ids[pk], filename or title)
+        for pk, filename, title in Document.objects.filter(pk__in=ids).values_list(
+            "pk", "original_filename", "title"
+        )
+    }
+
+
+def vector_store_ids(collection_ids: Iterable[int]) -> list[str]:
+    """The `vs_` ids of collections, in the order given."""
+    ids = list(collection_ids)
+    vector_stores_ensure(Collection.objects.filter(pk__in=ids))
+    by_collection = dict(
+        VectorStore.objects.filter(collection_id__in=ids).values_list(
+            "collection_id", "public_id"
+        )
+    )
+    return [by_collection[pk] for pk in ids if pk in by_collection]
+
+
+def relevance(score: float) -> float:
+    """Map a fused score onto (0, 1), keeping the order.
+
+    The fused score is a weighted sum of z-scores (unbounded, relative to the
+    query's candidates); its logistic lies in (0, 1) as OpenAI's `score`
+    must, and is 0.5 for a candidate of average relevance.
+    """
+    if score >= 0:
+        return 1.0 / (1.0 + math.exp(-score))
+    exp = math.exp(score)
+    return exp / (1.0 + exp)

@@ -24,7 +24,6 @@ ragapp chunks by document structure, so files report `{"type": "other"}`;
 
 from __future__ import annotations
 
-import math
 from typing import Any, Literal
 
 from django.http import HttpRequest, HttpResponse
@@ -548,14 +547,6 @@ def file_batches_files(
 # --- Search -----------------------------------------------------------------------
 
 
-def relevance(score: float) -> float:
-    """Map a fused score onto (0, 1), keeping the order (see the module docstring)."""
-    if score >= 0:
-        return 1.0 / (1.0 + math.exp(-score))
-    exp = math.exp(score)
-    return exp / (1.0 + exp)
-
-
 @router.post("/vector_stores/{vector_store_id}/search", summary="Search a store")
 def vector_stores_search(
     request: HttpRequest, vector_store_id: str, body: SearchRequest
@@ -579,7 +570,7 @@ def vector_stores_search(
             filters=body.filters,
             limit=body.max_num_results,
         ):
-            score = relevance(passage.score)
+            score = stores.relevance(passage.score)
             if score < options.score_threshold:
                 continue
             known = best.get(passage.chunk_id)
