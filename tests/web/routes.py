@@ -204,6 +204,7 @@ def path_values(world: World, role: str) -> dict[str, object]:
         "file_id": "file-unknown",
         "vector_store_id": "vs_unknown",
         "batch_id": "vsfb_unknown",
+        "response_id": "resp_unknown",
     }
 
 

@@ -6,27 +6,51 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('api', '0002_files_and_vector_stores'),
+        ("api", "0002_files_and_vector_stores"),
     ]
 
     operations = [
         migrations.CreateModel(
-            name='IdempotentRequest',
+            name="IdempotentRequest",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('route', models.CharField(max_length=300)),
-                ('idempotency_key', models.CharField(max_length=255)),
-                ('fingerprint', models.CharField(max_length=64)),
-                ('status', models.PositiveSmallIntegerField(blank=True, null=True)),
-                ('response', models.JSONField(blank=True, null=True)),
-                ('created_at', models.DateTimeField(db_index=True, default=django.utils.timezone.now)),
-                ('key', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='+', to='api.apikey')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True,
+                        primary_key=True,
+                        serialize=False,
+                        verbose_name="ID",
+                    ),
+                ),
+                ("route", models.CharField(max_length=300)),
+                ("idempotency_key", models.CharField(max_length=255)),
+                ("fingerprint", models.CharField(max_length=64)),
+                ("status", models.PositiveSmallIntegerField(blank=True, null=True)),
+                ("response", models.JSONField(blank=True, null=True)),
+                (
+                    "created_at",
+                    models.DateTimeField(
+                        db_index=True, default=django.utils.timezone.now
+                    ),
+                ),
+                (
+                    "key",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="+",
+                        to="api.apikey",
+                    ),
+                ),
             ],
             options={
-                'verbose_name': 'idempotent request',
-                'constraints': [models.UniqueConstraint(fields=('key', 'route', 'idempotency_key'), name='idempotent_request_once')],
+                "verbose_name": "idempotent request",
+                "constraints": [
+                    models.UniqueConstraint(
+                        fields=("key", "route", "idempotency_key"),
+                        name="idempotent_request_once",
+                    )
+                ],
             },
         ),
     ]

@@ -902,6 +902,7 @@ def responses_retrieve(
 def responses_delete(request: HttpRequest, response_id: str) -> dict[str, Any]:
     caller: Caller = request.auth
     message = message_of(caller, response_id, param="response_id")
+    stores.require_writable_key(caller)
     if message.status == Message.Status.ANSWERING:
         runner.answer_stop(message=message, reason=_("Deleted through the API."))
     message.delete()
