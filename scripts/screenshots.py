@@ -6,7 +6,8 @@ Starts ragapp on a temporary data dir (embedded database, broker, workers,
 demo data) exactly as `make run` does, loads one real PDF into the demo
 collection, and drives Debian's chromium (/usr/bin/chromium) with
 Playwright as an admin: asks a question and opens its first citation, the
-upload page with files on their way, and the usage page. The PNGs go to
+upload page with files on their way, the usage page, a new API key
+on the keys page, and the native API's docs. The PNGs go to
 docs/screenshots/. Nothing is mocked: what you see is what `make run` serves.
 """
 
@@ -152,6 +153,16 @@ def main() -> None:
 
             page.goto(f"{base}/usage/")
             shoot(page, "usage")
+
+            page.goto(f"{base}/keys/")
+            page.fill("#id_name", "Reporting script")
+            page.locator(".key-form [type=submit]").click()
+            expect(page.locator("#new-key-secret")).to_be_visible()
+            shoot(page, "api-keys")
+
+            page.goto(f"{base}/api/docs")
+            expect(page.locator(".opblock").first).to_be_visible(timeout=30_000)
+            shoot(page, "api-docs")
             browser.close()
     finally:
         os.killpg(process.pid, signal.SIGINT)
