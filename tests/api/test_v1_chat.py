@@ -12,6 +12,8 @@ import json
 import openai
 import pytest
 
+from ragapp.api.exceptions import RateLimitedError
+from ragapp.api.limits import StreamSlot
 from ragapp.api.models import ApiRequest, TokenSpend
 from tests.model_stub import Moderation, Reply, StubToolCall
 
@@ -230,6 +232,31 @@ def test_a_spent_budget_is_a_429_with_retry_after(sdk, make_key, staff, handbook
         ask(client, model="ragapp-extractive")
     assert caught.value.code == "insufficient_quota"
     assert int(caught.value.response.headers["retry-after"]) > 0
+
+
+def test_a_key_past_its_concurrent_streams_gets_a_429(
+    sdk, make_key, staff, handbook, settings
+):
+    """T37: the fifth stream of a key waits; the slot a finished stream held is free."""
+    settings.API_MAX_STREAMS_PER_KEY = 4
+    issued = make_key(staff)
+    client = sdk(issued.secret)
+    open_streams = [StreamSlot(issued.key) for _ in range(4)]
+    with pytest.raises(openai.RateLimitError) as caught:
+        ask(client, model="ragapp-extractive", stream=True)
+    assert "streaming" in caught.value.message
+    assert int(caught.value.response.headers["retry-after"]) > 0
+    ask(client, model="ragapp-extractive")  # a whole answer needs no slot
+
+    open_streams.pop().release()
+    chunks = list(ask(client, model="ragapp-extractive", stream=True))
+    assert chunks[-1].choices[0].finish_reason == "stop"
+    # The stream gave its slot back: one more fits, and then no more.
+    open_streams.append(StreamSlot(issued.key))
+    with pytest.raises(RateLimitedError):
+        StreamSlot(issued.key)
+    for slot in open_streams:
+        slot.release()
 
 
 def test_rate_limits_answer_429_with_retry_after(sdk, make_key, staff, db):
