@@ -240,3 +240,30 @@ def test_the_real_eval_pdfs_are_indexed_searched_with_page_ranges(root_sdk, eval
         start, end = result.attributes["page_start"], result.attributes["page_end"]
         assert 1 <= start <= end <= 60
     assert any("enforcement" in r.content[0].text.lower() for r in page.data)
+
+    # A second real PDF through a batch, then a question over both.
+    batch = root_sdk.vector_stores.file_batches.upload_and_poll(
+        store.id,
+        files=[
+            ("cidr2021_paper17.pdf", (eval_pdfs / "cidr2021_paper17.pdf").read_bytes())
+        ],
+        poll_interval_ms=500,
+    )
+    assert batch.file_counts.completed == 1, batch.file_counts
+    answer = root_sdk.responses.create(
+        model="ragapp-extractive",
+        input="What is a lakehouse?",
+        tools=[{"type": "file_search", "vector_store_ids": [store.id]}],
+        include=["file_search_call.results"],
+    )
+    call, message = answer.output
+    assert call.type == "file_search_call" and call.results
+    for result in call.results:
+        assert result.filename in ("NIST.SP.800-207.pdf", "cidr2021_paper17.pdf")
+        assert 1 <= result.attributes["page_start"] <= result.attributes["page_end"]
+    annotations = message.content[0].annotations
+    assert annotations, answer.output_text
+    assert {a.filename for a in annotations} == {"cidr2021_paper17.pdf"}
+    text = message.content[0].text
+    assert all(0 < a.index <= len(text) for a in annotations)
+    assert "lakehouse" in answer.output_text.lower()
