@@ -49,6 +49,31 @@ def test_an_extractive_answer_cites_the_handbook(staff_sdk, handbook):
     assert extension["quote"] and "page_start" in extension
 
 
+def test_json_object_answers_are_one_object_with_the_citations(staff_sdk, handbook):
+    whole = ask(staff_sdk, response_format={"type": "json_object"})
+    body = json.loads(whole.choices[0].message.content)
+    assert "35 euros" in body["answer"]
+    [citation, *_] = body["citations"]
+    assert f"[{citation['marker']}]" in body["answer"]
+    assert citation["quote"] and citation["url"] and citation["filename"]
+    assert whole.choices[0].message.annotations == []
+
+    chunks = list(ask(staff_sdk, response_format={"type": "json_object"}, stream=True))
+    streamed = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
+    assert json.loads(streamed)["answer"] == body["answer"]
+
+
+def test_tools_and_json_schema_on_a_collection_are_400s(staff_sdk, handbook):
+    schema = {"name": "x", "schema": {"type": "object"}}
+    with pytest.raises(openai.BadRequestError) as caught:
+        ask(staff_sdk, response_format={"type": "json_schema", "json_schema": schema})
+    assert caught.value.param == "response_format"
+    tool = {"type": "function", "function": {"name": "f", "parameters": {}}}
+    with pytest.raises(openai.BadRequestError) as caught:
+        ask(staff_sdk, tools=[tool])
+    assert caught.value.param == "tools"
+
+
 def test_a_collection_model_answers_with_the_chat_model(
     staff_sdk, handbook, model_stub
 ):

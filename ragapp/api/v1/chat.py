@@ -8,6 +8,10 @@ What `model` names decides the path (ragapp.api.v1.catalog):
   answer's citations come as `url_citation` annotations (the only citation
   type the chat schema has), pointing at the citation page in ragapp, and in
   full (document, pages, quote) in the extension field `ragapp_citations`.
+  With `response_format: {"type": "json_object"}` the content is instead
+  one JSON object, `{"answer", "citations"}` (streamed as one delta, since
+  the object is whole only when the answer is); `tools` and `json_schema`
+  are for the chat model, which can follow them, and are a 400 here.
 - the configured chat model: passed through with tools and response_format.
   Its input and output are screened like any answer, and no text is sent
   before the moderation window holding it has passed.
@@ -192,6 +196,18 @@ def check_limits(body: ChatRequest, prompt_chars: int) -> int:
 # --- the completion being built -------------------------------------------------
 
 
+_JSON_CITATION_FIELDS = (
+    "marker",
+    "file_id",
+    "filename",
+    "title",
+    "page_start",
+    "page_end",
+    "quote",
+    "url",
+)
+
+
 @dataclass
 class Completion:
     """What a chat completion says so far, for the whole reply or its chunks."""
@@ -206,6 +222,9 @@ class Completion:
     citations: list[dict[str, Any]] = field(default_factory=list)
     prompt_tokens: int = 0
     completion_tokens: int = 0
+    # response_format json_object on a grounded answer: the content is one
+    # JSON object holding the answer and its citations.
+    as_json: bool = False
 
     def usage(self) -> dict[str, int]:
         return {
@@ -234,12 +253,30 @@ class Completion:
                 )
         return found
 
+    def content(self) -> str | None:
+        if self.refusal is not None:
+            return None
+        if not self.as_json:
+            return self.text
+        return json.dumps(
+            {
+                "answer": self.text,
+                "citations": [
+                    {key: c[key] for key in _JSON_CITATION_FIELDS}
+                    for c in self.citations
+                ],
+            },
+            ensure_ascii=False,
+        )
+
     def message(self) -> dict[str, Any]:
         message: dict[str, Any] = {
             "role": "assistant",
-            "content": None if self.refusal is not None else self.text,
+            "content": self.content(),
             "refusal": self.refusal,
-            "annotations": self.annotations(),
+            # Offsets into a JSON string would point inside its escapes: the
+            # citations are in the object instead.
+            "annotations": [] if self.as_json else self.annotations(),
         }
         if self.tool_calls:
             message["tool_calls"] = self.tool_calls
@@ -459,11 +496,12 @@ async def _grounded_stream(
             kind = payload.get("type")
             if kind == Delta.kind:
                 completion.text += payload["text"]
-                yield sse(
-                    completion.chunk(
-                        {"content": payload["text"]}, with_usage=include_usage
+                if not completion.as_json:
+                    yield sse(
+                        completion.chunk(
+                            {"content": payload["text"]}, with_usage=include_usage
+                        )
                     )
-                )
             elif kind == CitationAdded.kind:
                 completion.citations.append(
                     await sync_to_async(_citation)(request, message.pk, payload)
@@ -479,6 +517,9 @@ async def _grounded_stream(
                 delta: dict[str, Any] = {}
                 if completion.refusal is not None:
                     delta["refusal"] = completion.refusal
+                elif completion.as_json:
+                    # The object is whole only once the answer is: one delta.
+                    delta["content"] = completion.content()
                 extra = (
                     {"ragapp_citations": completion.citations}
                     if completion.citations
@@ -745,17 +786,26 @@ async def chat_completions(
             return await _passthrough_whole(request, run)
         slot = await sync_to_async(StreamSlot)(caller.key)
         return stream_response(_passthrough_stream(request, run, include_usage, slot))
-    for name in ("tools", "response_format"):
-        value = getattr(body, name)
-        if value and not (name == "response_format" and value.get("type") == "text"):
-            raise ApiError(
-                _(
-                    "'%(name)s' is for the chat model; a collection is answered by "
-                    "ragapp's grounded loop, which has its own tools and format."
-                )
-                % {"name": name},
-                param=name,
+    if body.tools:
+        raise ApiError(
+            _(
+                "'tools' is for the chat model; a collection is answered by "
+                "ragapp's grounded loop, which has its own tools."
+            ),
+            param="tools",
+        )
+    answer_format = (body.response_format or {}).get("type", "text")
+    if answer_format not in ("text", "json_object"):
+        raise ApiError(
+            _(
+                "A collection's answer comes as text or, with response_format "
+                'json_object, as {"answer", "citations"}; \'%(format)s\' is for '
+                "the chat model."
             )
+            % {"format": answer_format},
+            param="response_format",
+        )
+    completion.as_json = answer_format == "json_object"
     slot = await sync_to_async(StreamSlot)(caller.key) if body.stream else None
     try:
         message = await sync_to_async(_grounded_start)(caller, entry, body.messages)
