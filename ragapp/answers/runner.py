@@ -21,7 +21,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import timedelta
 
@@ -60,6 +60,7 @@ class _Writer:
     deadline: float
     stop_reason: str = ""
     thread: threading.Thread | None = None
+    on_end: Callable[[int], None] | None = None
 
 
 @dataclass
@@ -84,8 +85,13 @@ def answer_start(
     filters: dict | None = None,
     turns: list[Turn] | None = None,
     use_model: bool = True,
+    on_end: Callable[[int], None] | None = None,
 ) -> Message:
     """Record the question and start writing its answer in the background.
+
+    `on_end(message_id)` runs in the writer once the answer has ended, however
+    it ended: for callers that will not be there to see it (an API response
+    made in the background still has its tokens to count).
 
     Raises AnswerBusyError past a concurrency cap and QuestionError for an
     unusable question, both before anything is recorded.
@@ -115,6 +121,7 @@ def answer_start(
         stream=stream,
         user_id=user.pk,
         deadline=time.monotonic() + settings.ANSWER_MAX_SECONDS,
+        on_end=on_end,
     )
     writer.thread = threading.Thread(
         target=_write, args=(writer,), name=f"answer-{message.pk}", daemon=True
@@ -231,6 +238,11 @@ def _write(writer: _Writer) -> None:
                 _log_end(message_id)
         except Exception:
             logger.exception("Could not record the end of answer %s", message_id)
+        try:
+            if writer.on_end is not None:
+                writer.on_end(message_id)
+        except Exception:
+            logger.exception("The end hook of answer %s failed", message_id)
         finally:
             _release_slot(message_id)
             connections.close_all()

@@ -131,6 +131,7 @@ CASES: dict[str, Any] = {
     ),
     "GET /v1/responses/{response_id}": Case(),
     "DELETE /v1/responses/{response_id}": Case(write=True),
+    "POST /v1/responses/{response_id}/cancel": Case(write=True),
     "GET /v1/responses/{response_id}/input_items": Case(),
     # --- /api ---
     "GET /api/collections": Case(),

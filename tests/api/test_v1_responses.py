@@ -8,14 +8,15 @@ OpenAI's published schema (Response, ResponseStreamEvent).
 from __future__ import annotations
 
 import json
+import time
 
 import openai
 import pytest
 
 from ragapp.answers.models import Message
-from ragapp.api.models import VectorStoreFile
+from ragapp.api.models import TokenSpend, VectorStoreFile
 from tests.api.openai_schema import assert_conforms, assert_event_conforms
-from tests.model_stub import Moderation
+from tests.model_stub import Moderation, Reply
 
 pytestmark = [
     pytest.mark.django_db(transaction=True),
@@ -37,11 +38,9 @@ def file_search(store_id: str, **options) -> list[dict]:
 
 
 def create(client, store_id, question=MEALS, **options):
+    options.setdefault("model", "ragapp-extractive")
     raw = client.responses.with_raw_response.create(
-        model="ragapp-extractive",
-        input=question,
-        tools=file_search(store_id),
-        **options,
+        input=question, tools=file_search(store_id), **options
     )
     assert_conforms("Response", raw.http_response.json())
     return raw.parse()
@@ -240,3 +239,39 @@ def test_a_filter_on_attributes_narrows_what_is_cited(staff_sdk, store_id, handb
     )
     assert response.output[0].results == []
     assert not response.output[-1].content[0].annotations
+
+
+def _poll(client, response_id, until=("completed", "incomplete", "cancelled")):
+    for _ in range(200):
+        response = client.responses.retrieve(response_id)
+        if response.status in until:
+            return response
+        time.sleep(0.05)
+    raise AssertionError(f"{response_id} is still {response.status}")
+
+
+def test_a_background_response_is_polled_to_its_end_and_charged(
+    staff_sdk, store_id, model_stub
+):
+    model_stub.chat.push(Reply(text="Meals: 35 euros a day [1].", delay=0.05))
+    started = create(staff_sdk, store_id, model="collection:handbook", background=True)
+    assert started.status == "in_progress" and started.background is True
+    assert started.output == []
+    done = _poll(staff_sdk, started.id)
+    assert done.status == "completed"
+    assert "35 euros" in done.output_text
+    assert TokenSpend.objects.get().tokens == done.usage.total_tokens > 0
+
+
+def test_cancel_stops_a_response_and_keeps_what_was_written(
+    staff_sdk, store_id, model_stub
+):
+    model_stub.chat.push(Reply(text="Meals are refunded " * 40, delay=0.1))
+    started = create(staff_sdk, store_id, model="collection:handbook", background=True)
+    raw = staff_sdk.responses.with_raw_response.cancel(started.id)
+    assert_conforms("Response", raw.http_response.json())
+    cancelled = raw.parse()
+    assert cancelled.status == "cancelled"
+    assert _poll(staff_sdk, started.id).status == "cancelled"
+    # Cancelling what has ended changes nothing and is no error.
+    assert staff_sdk.responses.cancel(started.id).status == "cancelled"

@@ -12,7 +12,9 @@ import time
 import openai
 import pytest
 
+from ragapp.answers.models import Message
 from ragapp.api.keys import apikey_create
+from ragapp.api.models import TokenSpend
 from tests.answers.conftest import HANDBOOK
 from tests.factories import CollectionFactory, indexed_document
 from tests.model_stub import Reply
@@ -74,3 +76,24 @@ def test_the_passthrough_model_streams_over_asgi(client, model):
         if chunk.choices
     )
     assert text == "Hello from the model."
+
+
+def test_a_stream_the_client_left_is_still_charged(client, model):
+    """T37: hanging up before the end does not dodge the key's budget."""
+    model.chat.push(Reply(text="Meals are refunded " * 30, chunk_size=20, delay=0.2))
+    with client.chat.completions.create(
+        model="collection:handbook",
+        messages=[{"role": "user", "content": "How much are meals refunded?"}],
+        stream=True,
+    ) as stream:
+        for chunk in stream:
+            if chunk.choices and chunk.choices[0].delta.content:
+                break  # the first words, then hang up
+    for _ in range(300):
+        message = Message.objects.get()
+        spent = TokenSpend.objects.first()
+        if message.finished_at and spent:
+            break
+        time.sleep(0.1)
+    assert spent is not None, "the answer was never charged"
+    assert spent.tokens == message.prompt_tokens + message.completion_tokens > 0

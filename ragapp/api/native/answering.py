@@ -16,7 +16,7 @@ from typing import Any
 
 from asgiref.sync import sync_to_async
 from django.core.serializers.json import DjangoJSONEncoder
-from django.http import HttpRequest, StreamingHttpResponse
+from django.http import StreamingHttpResponse
 from django.utils.translation import gettext as _
 
 from ragapp.answers import runner
@@ -34,7 +34,7 @@ from ragapp.api.follow import KeyGoneError, follow
 from ragapp.api.limits import StreamSlot
 from ragapp.api.native.selectors import access_thread, collections_named
 from ragapp.api.native.shapes import usage_out
-from ragapp.api.usage import tokens_spent
+from ragapp.api.usage import AnswerCharge
 
 MODERATED = frozenset({Message.Status.REFUSED, Message.Status.STOPPED})
 
@@ -45,6 +45,7 @@ def answer_begin(
     question: str,
     collection_ids: list[int] | None,
     thread_id: int | None,
+    charge: AnswerCharge,
 ) -> Message:
     """Record the question and start its answer; raise before anything is
     recorded when the question, the thread or a collection is not usable."""
@@ -67,7 +68,11 @@ def answer_begin(
         )
     try:
         return runner.answer_start(
-            user=caller.user, question=question, thread=thread, collection_ids=scope
+            user=caller.user,
+            question=question,
+            thread=thread,
+            collection_ids=scope,
+            on_end=charge.at_end,
         )
     except runner.AnswerBusyError as exc:
         raise RateLimitedError(exc.message, headers={"Retry-After": "5"}) from exc
@@ -141,7 +146,7 @@ class AnswerSoFar:
 
 
 async def answer_whole(
-    request: HttpRequest, caller: Caller, message: Message
+    caller: Caller, message: Message, charge: AnswerCharge
 ) -> dict[str, Any]:
     """Wait for the answer to end; a failed one (model or content check
     unavailable) is a 503 with its reason."""
@@ -153,7 +158,7 @@ async def answer_whole(
         raise AuthenticationError(
             _("The API key stopped working while the answer was written.")
         ) from None
-    await sync_to_async(tokens_spent)(request, answer.tokens)
+    await sync_to_async(charge.by_request)(answer.tokens)
     if answer.status == Message.Status.FAILED:
         raise UnavailableError(
             answer.reason or _("The answer failed; try again in a minute."),
@@ -169,7 +174,7 @@ def sse(event: str, data: dict[str, Any]) -> bytes:
 
 
 async def _events(
-    request: HttpRequest, caller: Caller, message: Message, slot: StreamSlot
+    caller: Caller, message: Message, charge: AnswerCharge, slot: StreamSlot
 ) -> AsyncIterator[bytes]:
     answer = AnswerSoFar(message_id=message.pk, thread_id=message.thread_id)
     try:
@@ -181,7 +186,7 @@ async def _events(
             if kind == Finished.kind:
                 # Counted before the last bytes, so a client that has read
                 # `finished` finds the spend recorded.
-                await sync_to_async(tokens_spent)(request, answer.tokens)
+                await sync_to_async(charge.by_request)(answer.tokens)
             yield sse(kind, data)
     except KeyGoneError:
         error = {
@@ -194,12 +199,12 @@ async def _events(
 
 
 def answer_stream(
-    request: HttpRequest, caller: Caller, message: Message, slot: StreamSlot
+    caller: Caller, message: Message, charge: AnswerCharge, slot: StreamSlot
 ) -> StreamingHttpResponse:
     """The answer as SSE: `started`, `delta`s and `citation`s, then `finished`
     carrying the whole reply (an `error` event if the key stops working)."""
     response = StreamingHttpResponse(
-        _events(request, caller, message, slot),
+        _events(caller, message, charge, slot),
         content_type="text/event-stream; charset=utf-8",
     )
     response["Cache-Control"] = "no-cache"

@@ -11,6 +11,7 @@ from ninja import Query, Router
 from ragapp.api.limits import StreamSlot
 from ragapp.api.native.answering import answer_begin, answer_stream, answer_whole
 from ragapp.api.native.schemas import AnswerOut, AskIn, error_responses
+from ragapp.api.usage import AnswerCharge
 
 router = Router(tags=["ask"])
 
@@ -56,17 +57,19 @@ async def ask(
     caller = request.auth
     streaming = _wants_stream(request, stream)
     slot = await sync_to_async(StreamSlot)(caller.key) if streaming else None
+    charge = AnswerCharge(request)
     try:
         message = await sync_to_async(answer_begin)(
             caller=caller,
             question=body.question,
             collection_ids=body.collection_ids,
             thread_id=body.thread_id,
+            charge=charge,
         )
     except BaseException:
         if slot is not None:
             slot.release()
         raise
     if slot is None:
-        return await answer_whole(request, caller, message)
-    return answer_stream(request, caller, message, slot)
+        return await answer_whole(caller, message, charge)
+    return answer_stream(caller, message, charge, slot)

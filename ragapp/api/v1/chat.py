@@ -49,7 +49,7 @@ from ragapp.api.callers import Caller
 from ragapp.api.exceptions import ApiError, RateLimitedError, UnavailableError
 from ragapp.api.follow import KeyGoneError, follow, in_thread, now_unix
 from ragapp.api.limits import StreamSlot
-from ragapp.api.usage import tokens_spent
+from ragapp.api.usage import AnswerCharge, tokens_spent
 from ragapp.api.v1 import stores_service as stores
 from ragapp.api.v1.catalog import ModelEntry, model_resolve
 from ragapp.documents.tokens import count_tokens
@@ -413,7 +413,10 @@ def _citation(
 
 
 def _grounded_start(
-    caller: Caller, entry: ModelEntry, messages: list[dict[str, Any]]
+    caller: Caller,
+    entry: ModelEntry,
+    messages: list[dict[str, Any]],
+    charge: AnswerCharge,
 ) -> Message:
     question, turns = conversation(messages)
     wanted = [entry.collection_id] if entry.collection_id is not None else None
@@ -424,6 +427,7 @@ def _grounded_start(
             collection_ids=caller.scope(wanted),
             turns=turns,
             use_model=entry.kind == "collection",
+            on_end=charge.at_end,
         )
     except runner.AnswerBusyError as exc:
         raise RateLimitedError(exc.message, headers={"Retry-After": "5"}) from exc
@@ -450,7 +454,11 @@ def _apply_finish(completion: Completion, payload: dict[str, Any]) -> None:
 
 
 async def _grounded_whole(
-    request: HttpRequest, caller: Caller, completion: Completion, message: Message
+    request: HttpRequest,
+    caller: Caller,
+    completion: Completion,
+    message: Message,
+    charge: AnswerCharge,
 ) -> dict[str, Any]:
     async for payload in follow(message, key_id=caller.key.pk):
         kind = payload.get("type")
@@ -472,8 +480,8 @@ async def _grounded_whole(
                     code="moderation_unavailable",
                 )
             _apply_finish(completion, payload)
-    await sync_to_async(tokens_spent)(
-        request, completion.prompt_tokens + completion.completion_tokens
+    await sync_to_async(charge.by_request)(
+        completion.prompt_tokens + completion.completion_tokens
     )
     return completion.whole()
 
@@ -483,6 +491,7 @@ async def _grounded_stream(
     caller: Caller,
     completion: Completion,
     message: Message,
+    charge: AnswerCharge,
     include_usage: bool,
     slot: StreamSlot,
 ) -> AsyncIterator[bytes]:
@@ -535,8 +544,8 @@ async def _grounded_stream(
                 )
                 # Counted before the last bytes, so a client that has read
                 # [DONE] finds the spend recorded.
-                await sync_to_async(tokens_spent)(
-                    request, completion.prompt_tokens + completion.completion_tokens
+                await sync_to_async(charge.by_request)(
+                    completion.prompt_tokens + completion.completion_tokens
                 )
                 if include_usage:
                     yield sse(completion.chunk(None, with_usage=True))
@@ -808,13 +817,18 @@ async def chat_completions(
     completion.as_json = answer_format == "json_object"
     slot = await sync_to_async(StreamSlot)(caller.key) if body.stream else None
     try:
-        message = await sync_to_async(_grounded_start)(caller, entry, body.messages)
+        charge = AnswerCharge(request)
+        message = await sync_to_async(_grounded_start)(
+            caller, entry, body.messages, charge
+        )
     except BaseException:
         if slot is not None:
             slot.release()
         raise
     if not body.stream:
-        return await _grounded_whole(request, caller, completion, message)
+        return await _grounded_whole(request, caller, completion, message, charge)
     return stream_response(
-        _grounded_stream(request, caller, completion, message, include_usage, slot)
+        _grounded_stream(
+            request, caller, completion, message, charge, include_usage, slot
+        )
     )

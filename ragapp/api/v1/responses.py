@@ -28,6 +28,7 @@ and the reason as a `refusal` part.
 from __future__ import annotations
 
 import re
+import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -53,7 +54,7 @@ from ragapp.api.exceptions import (
 )
 from ragapp.api.follow import KeyGoneError, follow, now_unix
 from ragapp.api.limits import StreamSlot
-from ragapp.api.usage import tokens_spent
+from ragapp.api.usage import AnswerCharge
 from ragapp.api.v1 import stores_service as stores
 from ragapp.api.v1.catalog import model_resolve
 from ragapp.api.v1.chat import content_text, conversation, sse, stream_response
@@ -90,6 +91,7 @@ class ResponseRequest(Schema):
     parallel_tool_calls: bool | None = None
     text: dict[str, Any] | None = None
     user: str | None = None
+    background: bool | None = False
 
 
 # --- ids -----------------------------------------------------------------------
@@ -263,6 +265,8 @@ class Built:
     output_tokens: int = 0
     # document id -> (vector-store file id, file name)
     files: dict[int, tuple[str, str]] = field(default_factory=dict)
+    # Set on a response being made; one retrieved later has nothing to charge.
+    charge: AnswerCharge | None = None
 
     @property
     def grounded_by_tool(self) -> bool:
@@ -360,6 +364,7 @@ class Built:
             "top_p": 1.0 if body.top_p is None else body.top_p,
             "truncation": "disabled",
             "metadata": body.metadata or {},
+            "background": bool(body.background),
         }
         if done:
             # Left out, not null, until known: the schema's usage is no nullable.
@@ -404,11 +409,20 @@ class Built:
             )
             self.text = ""
             self.citations = []
+        elif status == Message.Status.INTERRUPTED and (
+            payload.get("reason") == cancel_reason()
+        ):
+            self.status = "cancelled"  # what was written before it stands
         elif status == Message.Status.INTERRUPTED:
             self.status = "incomplete"
             self.incomplete_reason = "max_output_tokens"
         else:
             self.status = "completed"
+
+
+def cancel_reason() -> str:
+    """Why a cancelled answer ended; the mark that tells it from a cut-off one."""
+    return _("Cancelled through the API.")
 
 
 def _pages(start: int | None, end: int | None) -> str:
@@ -465,7 +479,7 @@ class Started:
     search: FileSearch
 
 
-def _start(caller: Caller, body: ResponseRequest) -> Started:
+def _start(caller: Caller, body: ResponseRequest, charge: AnswerCharge) -> Started:
     entry = model_resolve(
         caller, body.model, kinds=("collection", "extractive", "chat")
     )
@@ -499,6 +513,7 @@ def _start(caller: Caller, body: ResponseRequest) -> Started:
             filters=search.filters,
             turns=turns or None,
             use_model=entry.kind != "extractive",
+            on_end=charge.at_end,
         )
     except runner.AnswerBusyError as exc:
         raise RateLimitedError(exc.message, headers={"Retry-After": "5"}) from exc
@@ -535,7 +550,9 @@ async def _whole(request: HttpRequest, caller: Caller, built: Built) -> dict[str
                 )
             built.finish(payload)
     await sync_to_async(_finish_search)(built)
-    await sync_to_async(tokens_spent)(request, built.input_tokens + built.output_tokens)
+    await sync_to_async(built.charge.by_request)(
+        built.input_tokens + built.output_tokens
+    )
     return built.whole()
 
 
@@ -653,8 +670,8 @@ async def _streamed(
                     event, built, msg_index, msg_id, message_open
                 ):
                     yield chunk
-                await sync_to_async(tokens_spent)(
-                    request, built.input_tokens + built.output_tokens
+                await sync_to_async(built.charge.by_request)(
+                    built.input_tokens + built.output_tokens
                 )
                 final = built.whole()
                 closing = (
@@ -795,8 +812,9 @@ async def responses_create(
             param="include",
         )
     slot = await sync_to_async(StreamSlot)(caller.key) if body.stream else None
+    charge = AnswerCharge(request)
     try:
-        started = await sync_to_async(_start)(caller, body)
+        started = await sync_to_async(_start)(caller, body, charge)
     except BaseException:
         if slot is not None:
             slot.release()
@@ -808,7 +826,12 @@ async def responses_create(
         search=started.search,
         created_at=now_unix(),
         include_results=RESULTS_INCLUDE in include,
+        charge=charge,
     )
+    if body.background and not body.stream:
+        # Written on without us; retrieve polls it, cancel stops it, and the
+        # writer's end hook charges its tokens.
+        return built.whole(done=False)
     if not body.stream:
         return await _whole(request, caller, built)
     return stream_response(_streamed(request, caller, built, slot))
@@ -907,6 +930,33 @@ def responses_delete(request: HttpRequest, response_id: str) -> dict[str, Any]:
         runner.answer_stop(message=message, reason=_("Deleted through the API."))
     message.delete()
     return {"id": response_id, "object": "response", "deleted": True}
+
+
+CANCEL_WAIT_SECONDS = 5.0
+
+
+@router.post("/responses/{response_id}/cancel", summary="Cancel a response")
+def responses_cancel(request: HttpRequest, response_id: str) -> dict[str, Any]:
+    """Stop a response still being written; it ends `cancelled`, keeping its text.
+
+    OpenAI cancels only background responses; here any answer still being
+    written can be stopped (it is written in the background either way). A
+    finished one is returned as it is, so a cancel that lost the race to the
+    end is not an error.
+    """
+    caller: Caller = request.auth
+    message = message_of(caller, response_id, param="response_id")
+    stores.require_writable_key(caller)
+    if message.status == Message.Status.ANSWERING:
+        runner.answer_stop(message=message, reason=cancel_reason())
+        deadline = time.monotonic() + CANCEL_WAIT_SECONDS
+        while time.monotonic() < deadline:
+            message.refresh_from_db(fields=["status"])
+            if message.status != Message.Status.ANSWERING:
+                break
+            time.sleep(0.05)
+    built = _rebuilt(caller, response_id, [])
+    return built.whole(done=built.status != "in_progress")
 
 
 @router.get("/responses/{response_id}/input_items", summary="List a response's input")
