@@ -3,8 +3,40 @@
 (function () {
   "use strict";
 
+  function copyFrom(source, button) {
+    function say(label) {
+      button.textContent = label;
+      setTimeout(function () { button.textContent = button.dataset.label; }, 2000);
+    }
+    // The Clipboard API exists only on secure origins (a LAN host over plain
+    // http has none) and a browser may refuse it: then select the text and
+    // copy the old way, or leave it selected for Ctrl+C.
+    function bySelection() {
+      var range = document.createRange();
+      range.selectNodeContents(source);
+      var selection = window.getSelection();
+      selection.removeAllRanges();
+      selection.addRange(range);
+      var copied = false;
+      try { copied = document.execCommand("copy"); } catch (error) { copied = false; }
+      say(copied ? "Copied" : "Selected: press Ctrl+C");
+    }
+    if (navigator.clipboard && window.isSecureContext) {
+      // A browser may also leave the promise unsettled (a permission it
+      // never asks about): after a second, the selection way instead.
+      var settled = false;
+      var once = function (then) {
+        return function () { if (!settled) { settled = true; then(); } };
+      };
+      var viaSelection = once(bySelection);
+      setTimeout(viaSelection, 1000);
+      navigator.clipboard.writeText(source.innerText).then(once(function () { say("Copied"); }), viaSelection);
+    } else {
+      bySelection();
+    }
+  }
+
   function showCopyButtons(root) {
-    if (!navigator.clipboard) return;
     root.querySelectorAll("[data-copy]").forEach(function (button) {
       button.hidden = false;
     });
@@ -48,10 +80,7 @@
         // The button's own label comes back, whichever it is ("Copy answer",
         // "Copy key"), and survives a second click within the two seconds.
         copy.dataset.label = copy.dataset.label || copy.textContent;
-        navigator.clipboard.writeText(source.innerText).then(function () {
-          copy.textContent = "Copied";
-          setTimeout(function () { copy.textContent = copy.dataset.label; }, 2000);
-        });
+        copyFrom(source, copy);
       }
       return;
     }
