@@ -1,0 +1,373 @@
+"""Answer quality on our own labelled questions over the five eval PDFs.
+
+The questions (bench/qa/questions.jsonl, checked against the page text by
+bench/qa_labels.py) carry gold pages, which are physical PDF page numbers,
+and short answer facts. The five PDFs go through the app's own pipeline
+(parse, chunk, embed) into one collection; then, per question:
+
+- retrieval: `chunk_search` as a reader of that collection; a passage hits
+  when it is from the question's document and its page range holds a gold
+  page. hit@5, hit@10 and MRR over the answerable questions;
+- the answer: `ask()` as staff would ask, read to its end. Citation
+  precision is the share of the answer's citations (pooled over answerable
+  questions) whose document and page range hold a gold page; fact recall
+  the share of expected facts found in the answer's text (normalised as
+  the label checker does); a false decline is an answerable question
+  answered "not in your documents", a true decline an unanswerable one.
+
+Half the questions are for tuning and half only for measuring
+(`split` in the set, fixed when the questions were written); the report
+gives both, and figures quoted as results come from "measure". Offline by
+default (the extractive answerer); with `--model`, the configured
+OpenAI-compatible server answers (`OPENAI_BASE_URL`, `RAGAPP_CHAT_MODEL`,
+and `OPENAI_API_KEY` if it needs one), measured the same way.
+
+    .venv/bin/python bench/qa.py [--reuse] [--model] [--split measure]
+
+`--reuse` keeps the indexed PDFs in var/bench/qa for the next run (the
+first run indexes about 260 pages: a few minutes on two cores).
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import platform
+import statistics
+import sys
+import time
+from collections import defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from _common import REPO, command_line, eval_path, private_stack, report_write
+from qa_labels import Question, contains, load_questions, normalise_variants
+
+if TYPE_CHECKING:
+    from django.contrib.auth.models import AbstractBaseUser
+
+PDFS = (
+    "NIST.SP.800-207.pdf",
+    "NIST.SP.800-61r2.pdf",
+    "i1040gi.pdf",
+    "cidr2021_paper17.pdf",
+    "hf_transformers.pdf",
+)
+DATA_DIR = REPO / "var" / "bench" / "qa"
+
+
+@dataclass
+class Outcome:
+    """What the app did with one question."""
+
+    question: Question
+    rank: int | None = None  # 1-based rank of the first passage on a gold page
+    citations: list[tuple[str, int | None, int | None]] = field(default_factory=list)
+    answer: str = ""
+    status: str = ""
+    seconds: float = 0.0
+
+    @property
+    def answerable(self) -> bool:
+        return self.question.answerable
+
+    @property
+    def declined(self) -> bool:
+        return self.status == "not_found"
+
+    def on_gold(self, document: str, start: int | None, end: int | None) -> bool:
+        if document != self.question.document or start is None:
+            return False
+        last = end or start
+        return any(start <= page <= last for page in self.question.gold_pages)
+
+    def cited_on_gold(self) -> int:
+        return sum(self.on_gold(*c) for c in self.citations)
+
+    def facts_found(self) -> int:
+        return sum(fact_in(self.answer, fact) for fact in self.question.facts)
+
+
+def fact_in(answer: str, fact: str) -> bool:
+    """Whether `fact` is in `answer`, matched as the label checker matches pages."""
+    return any(
+        contains(text, wanted)
+        for text in normalise_variants(answer)
+        for wanted in normalise_variants(fact)
+    )
+
+
+# --- the corpus ------------------------------------------------------------------
+
+
+def corpus_ready() -> tuple[AbstractBaseUser, int, dict[int, str]]:
+    """Index the PDFs once; return a reader, the collection and document names."""
+    from django.contrib.auth import get_user_model
+    from django.contrib.auth.models import Group
+
+    from ragapp.documents import ingestion, services
+    from ragapp.documents.models import Collection, Document
+
+    pdfs = eval_path("pdfs", PDFS[0])
+    group, _ = Group.objects.get_or_create(name="QA bench readers")
+    user, _ = get_user_model().objects.get_or_create(username="qa-bench")
+    user.groups.add(group)
+    collection, _ = Collection.objects.get_or_create(
+        slug="qa-bench", defaults={"name": "Eval PDFs"}
+    )
+    collection.reader_groups.add(group)
+    for name in PDFS:
+        with (pdfs / name).open("rb") as stream:
+            outcome = services.document_upload(
+                collection=collection, stream=stream, filename=name
+            )
+        document = outcome.document
+        if document.status != Document.Status.READY:
+            started = time.perf_counter()
+            ingestion.document_ingest(document_id=document.pk)
+            document.refresh_from_db()
+            print(
+                f"indexed {name}: {document.status} in "
+                f"{time.perf_counter() - started:.0f} s",
+                flush=True,
+            )
+        if document.status != Document.Status.READY:
+            raise SystemExit(f"{name} did not index: {document.status_reason}")
+    names = dict(
+        Document.objects.filter(collection=collection).values_list(
+            "pk", "original_filename"
+        )
+    )
+    return user, collection.pk, names
+
+
+# --- one question ------------------------------------------------------------------
+
+
+def run_question(
+    question: Question,
+    user: AbstractBaseUser,
+    collection_id: int,
+    names: dict[int, str],
+    *,
+    use_model: bool,
+) -> Outcome:
+    from ragapp.answers.events import CitationAdded, Delta, Finished
+    from ragapp.answers.services import ask
+    from ragapp.retrieval.search import chunk_search
+
+    outcome = Outcome(question=question)
+    passages = chunk_search(
+        user=user, query=question.question, collection_ids=[collection_id], limit=10
+    )
+    for rank, passage in enumerate(passages, start=1):
+        if outcome.on_gold(
+            names[passage.document_id], passage.page_start, passage.page_end
+        ):
+            outcome.rank = rank
+            break
+    started = time.perf_counter()
+    text = ""
+    cited: dict[int, tuple[str, int | None, int | None]] = {}
+    for event in ask(
+        user=user,
+        question=question.question,
+        collection_ids=[collection_id],
+        use_model=use_model,
+    ):
+        if isinstance(event, Delta):
+            text += event.text
+        elif isinstance(event, CitationAdded):
+            cited[event.marker] = (
+                names.get(event.document_id, ""),
+                event.page_start,
+                event.page_end,
+            )
+        elif isinstance(event, Finished):
+            outcome.status = event.status
+    outcome.seconds = time.perf_counter() - started
+    outcome.answer = text
+    outcome.citations = list(cited.values())
+    return outcome
+
+
+# --- figures -------------------------------------------------------------------------
+
+
+def figures(outcomes: Iterable[Outcome]) -> dict[str, float | int]:
+    outcomes = list(outcomes)
+    answerable = [o for o in outcomes if o.answerable]
+    unanswerable = [o for o in outcomes if not o.answerable]
+    citations = sum(len(o.citations) for o in answerable)
+    facts = sum(len(o.question.facts) for o in answerable)
+    found: dict[str, float | int] = {"questions": len(outcomes)}
+    if answerable:
+        found |= {
+            "hit5": _share(o.rank is not None and o.rank <= 5 for o in answerable),
+            "hit10": _share(o.rank is not None for o in answerable),
+            "mrr": round(
+                statistics.fmean(1 / o.rank if o.rank else 0 for o in answerable), 3
+            ),
+            "citation_precision": round(
+                sum(o.cited_on_gold() for o in answerable) / citations, 3
+            )
+            if citations
+            else 0.0,
+            "fact_recall": round(sum(o.facts_found() for o in answerable) / facts, 3)
+            if facts
+            else 0.0,
+            "false_declines": sum(o.declined for o in answerable),
+            "answerable": len(answerable),
+        }
+    if unanswerable:
+        found |= {
+            "true_declines": sum(o.declined for o in unanswerable),
+            "unanswerable": len(unanswerable),
+        }
+    return found
+
+
+def _share(flags: Iterable[bool]) -> float:
+    flags = list(flags)
+    return round(sum(flags) / len(flags), 3) if flags else 0.0
+
+
+COLUMNS = (
+    ("questions", "questions"),
+    ("hit5", "hit@5"),
+    ("hit10", "hit@10"),
+    ("mrr", "MRR"),
+    ("citation_precision", "citation precision"),
+    ("fact_recall", "fact recall"),
+    ("false_declines", "false declines"),
+    ("true_declines", "true declines"),
+)
+
+
+def table(rows: list[tuple[str, dict[str, float | int]]]) -> list[str]:
+    lines = [
+        "| | " + " | ".join(label for _, label in COLUMNS) + " |",
+        "| --- |" + " ---: |" * len(COLUMNS),
+    ]
+    for name, found in rows:
+        cells = []
+        for key, _ in COLUMNS:
+            value = found.get(key, "")
+            if key == "false_declines" and "answerable" in found:
+                value = f"{value} of {found['answerable']}"
+            if key == "true_declines" and "unanswerable" in found:
+                value = f"{value} of {found['unanswerable']}"
+            cells.append(str(value))
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    return lines
+
+
+def report(outcomes: list[Outcome], answerer: str, seconds: float) -> str:
+    by_split: dict[str, list[Outcome]] = defaultdict(list)
+    by_kind: dict[str, list[Outcome]] = defaultdict(list)
+    for outcome in outcomes:
+        by_split[outcome.question.split].append(outcome)
+        by_kind[outcome.question.kind].append(outcome)
+    lines = [
+        "# Answer quality on the labelled eval-PDF questions",
+        "",
+        f"Command: `{command_line()}` ({dt.datetime.now(dt.UTC).date().isoformat()}, "
+        f"{platform.machine()}, Python {platform.python_version()}); "
+        f"answerer: {answerer}; {len(outcomes)} questions in {seconds:.0f} s.",
+        "",
+        "## By split (results are the `measure` row; `tune` is what was tuned on)",
+        "",
+        *table([(split, figures(by_split[split])) for split in sorted(by_split)]),
+        "",
+        "## By kind (both splits)",
+        "",
+        *table([(kind, figures(by_kind[kind])) for kind in sorted(by_kind)]),
+        "",
+        "## Misses (answerable questions with a fact or a citation off its gold pages)",
+        "",
+        "| id | split | kind | gold rank | cited pages | facts found | status |",
+        "| --- | --- | --- | ---: | --- | ---: | --- |",
+    ]
+    for o in outcomes:
+        if not o.answerable:
+            continue
+        off = len(o.citations) - o.cited_on_gold()
+        if off or o.facts_found() < len(o.question.facts) or o.declined:
+            pages = ", ".join(
+                f"{doc.split('.')[0] if doc != o.question.document else ''}"
+                f"p{start}{'-' + str(end) if end and end != start else ''}"
+                for doc, start, end in o.citations
+            )
+            lines.append(
+                f"| {o.question.id} | {o.question.split} | {o.question.kind} | "
+                f"{o.rank or '-'} | {pages or '-'} | "
+                f"{o.facts_found()}/{len(o.question.facts)} | {o.status} |"
+            )
+    wrongly_answered = [o for o in outcomes if not o.answerable and not o.declined]
+    if wrongly_answered:
+        lines += [
+            "",
+            "Unanswerable questions answered: "
+            + ", ".join(o.question.id for o in wrongly_answered),
+        ]
+    return "\n".join(lines) + "\n"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--reuse", action="store_true", help="keep var/bench/qa")
+    parser.add_argument(
+        "--model",
+        action="store_true",
+        help="answer with the configured model server instead of offline",
+    )
+    parser.add_argument("--split", choices=("tune", "measure", "all"), default="all")
+    parser.add_argument("--only", nargs="*", default=[], help="question ids to run")
+    args = parser.parse_args()
+
+    questions = [
+        q
+        for q in load_questions()
+        if (args.split == "all" or q.split == args.split)
+        and (not args.only or q.id in args.only)
+    ]
+    with private_stack(DATA_DIR, broker_url="memory://", discard=not args.reuse):
+        from django.conf import settings
+
+        from ragapp.celery import app as celery_app
+
+        celery_app.conf.result_backend = "cache+memory://"
+        if not args.model:
+            settings.OPENAI_API_KEY = ""
+            settings.OPENAI_BASE_URL = ""
+        answerer = (
+            f"model {settings.CHAT_MODEL} at {settings.OPENAI_BASE_URL or 'OpenAI'}"
+            if args.model
+            else "offline extractive"
+        )
+        user, collection_id, names = corpus_ready()
+        started = time.perf_counter()
+        outcomes = []
+        for question in questions:
+            outcomes.append(
+                run_question(question, user, collection_id, names, use_model=args.model)
+            )
+        seconds = time.perf_counter() - started
+    text = report(outcomes, answerer, seconds)
+    summary = {"answerer": "model" if args.model else "offline"}
+    for split in ("tune", "measure"):
+        found = figures(o for o in outcomes if o.question.split == split)
+        for key in ("hit5", "citation_precision", "fact_recall", "false_declines"):
+            if key in found:
+                summary[f"{split}_{key}"] = found[key]
+        if "true_declines" in found:
+            summary[f"{split}_true_declines"] = found["true_declines"]
+    name = "qa-model.md" if args.model else "qa.md"
+    if args.split != "all" or args.only:
+        name = name.replace(".md", "-partial.md")
+    report_write(name, text, summary)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
