@@ -377,7 +377,7 @@ ANSWER_TOOL_STEPS = env.int("RAGAPP_ANSWER_TOOL_STEPS", default=2)
 # embedder's scale), ragapp says the documents do not answer instead of asking
 # the model; the extractive answerer needs a sentence at least this close.
 ANSWER_MIN_RELEVANCE = env.float("RAGAPP_ANSWER_MIN_RELEVANCE", default=0.38)
-EXTRACTIVE_MIN_SCORE = env.float("RAGAPP_EXTRACTIVE_MIN_SCORE", default=0.58)
+EXTRACTIVE_MIN_SCORE = env.float("RAGAPP_EXTRACTIVE_MIN_SCORE", default=0.45)
 # Sentences it embeds per question when their vectors were not kept at indexing,
 # from the best passages down.
 EXTRACTIVE_MAX_SENTENCES = env.int("RAGAPP_EXTRACTIVE_MAX_SENTENCES", default=64)

@@ -10,6 +10,7 @@ also what keeps it from quoting something merely on the same topic.
 
 from __future__ import annotations
 
+import math
 import re
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
@@ -47,6 +48,160 @@ def _unmarked(sentence: str) -> str:
     return _BRACKETED_NUMBERS.sub(r"(\1)", sentence)
 
 
+# --- what the question asks for -------------------------------------------------------
+
+_WORD = re.compile(r"[^\W_]+")
+_DIGIT = re.compile(r"\d")
+_YEAR = re.compile(r"\b(?:19|20)\d\d\b")
+# Asks for a quantity, a date or a year: the evidence must hold a number.
+_QUANTITY = re.compile(
+    r"\b(?:how (?:many|much|long|often|old|large|big|far|high|low)"
+    r"|what (?:percentage|percent|year|date|amount|score|rate|number|fee|price)"
+    r"|which year|what is the (?:amount|rate|number|percentage|limit|maximum|minimum)"
+    r"|by what date|in what year|within how many)\b",
+    re.IGNORECASE,
+)
+_STOPWORDS = frozenset(
+    [
+        "a",
+        "an",
+        "and",
+        "are",
+        "as",
+        "at",
+        "be",
+        "been",
+        "but",
+        "by",
+        "can",
+        "could",
+        "did",
+        "do",
+        "does",
+        "for",
+        "from",
+        "had",
+        "has",
+        "have",
+        "how",
+        "i",
+        "if",
+        "in",
+        "into",
+        "is",
+        "it",
+        "its",
+        "may",
+        "might",
+        "must",
+        "my",
+        "no",
+        "not",
+        "of",
+        "on",
+        "or",
+        "our",
+        "shall",
+        "should",
+        "so",
+        "than",
+        "that",
+        "the",
+        "their",
+        "them",
+        "then",
+        "there",
+        "these",
+        "they",
+        "this",
+        "those",
+        "to",
+        "too",
+        "under",
+        "up",
+        "was",
+        "we",
+        "were",
+        "what",
+        "when",
+        "where",
+        "which",
+        "while",
+        "who",
+        "whom",
+        "why",
+        "will",
+        "with",
+        "would",
+        "you",
+        "your",
+        "about",
+        "after",
+        "also",
+        "any",
+        "all",
+        "each",
+        "per",
+        "via",
+        "s",
+    ]
+)
+
+
+_COUNTED = re.compile(r"\bhow many ([^\W\d_]{3,})", re.IGNORECASE)
+# "When" alone may be answered by a condition or a duration ("within one
+# hour"); only a question for a date needs one.
+_WHEN = re.compile(r"\b(?:by|on|from|until)? ?what date\b", re.IGNORECASE)
+_PERCENT = re.compile(r"\b(?:what|which) (?:percentage|percent|share)\b", re.IGNORECASE)
+_MONTHS = (
+    "january|february|march|april|may|june|july|august|september|october|"
+    "november|december|jan|feb|mar|apr|jun|jul|aug|sep|sept|oct|nov|dec"
+)
+
+
+def _answer_shape(question: str) -> re.Pattern[str] | None:
+    """What a sentence must hold to answer a question for a quantity or a date.
+
+    "How many hours" wants a number of hours ("24 hours", "a 72-hour"), not
+    any number; "by what date" a date; "what percentage" a percentage; other
+    questions for an amount, a rate or a score a number. None: any sentence.
+    """
+    counted = _COUNTED.search(question)
+    if counted and counted.group(1).casefold() not in _STOPWORDS:
+        unit = re.escape(counted.group(1).casefold().rstrip("s")[:5])
+        number = (
+            r"(?:\d[\d,.]*|one|two|three|four|five|six|seven|eight|nine|ten|twelve)"
+        )
+        return re.compile(rf"\b{number}[\s-]*(?:\w+[\s-]+)?{unit}", re.IGNORECASE)
+    if _WHEN.search(question):
+        return re.compile(rf"\b(?:(?:19|20)\d\d|{_MONTHS})\b", re.IGNORECASE)
+    if _PERCENT.search(question):
+        return re.compile(r"\d\s*(?:%|percent)", re.IGNORECASE)
+    if _QUANTITY.search(question):
+        return _DIGIT
+    return None
+
+
+def _terms(text: str) -> set[str]:
+    """Content words, cut to six letters so inflections meet ("transactions")."""
+    return {
+        word[:6]
+        for word in _WORD.findall(text.casefold())
+        if word not in _STOPWORDS and (len(word) > 1 or word.isdigit())
+    }
+
+
+@dataclass(frozen=True)
+class Weights:
+    """How sentence evidence is weighed; bench/qa.py tunes these on its tune split."""
+
+    coverage: float = 0.5  # share of the question's words, by rarity, in the sentence
+    rank: float = 0.06  # the passage's retrieval rank, as a prior: rank / number
+    same_passage_margin: float = 0.12  # company from the best sentence's passage
+    other_passage_margin: float = 0.04  # company from any other passage
+    min_coverage: float = 0.0  # below it, the documents do not answer
+
+
 def extract_answer(
     question: str,
     passages: Sequence[NumberedPassage],
@@ -54,19 +209,26 @@ def extract_answer(
     models: Mapping[int, str],
     threshold: float,
     max_sentences: int = 3,
-    margin: float = 0.12,
     max_scored: int | None = None,
+    weights: Weights | None = None,
 ) -> ExtractiveAnswer:
-    """Pick up to `max_sentences` sentences scoring ≥ `threshold` and within
-    `margin` of the best, so a strong answer is not diluted by weak company.
+    """Quote the sentences that answer `question`, from the passage that holds it.
 
-    `models` maps collection id → embedding model; sentences are scored by
-    the model that embedded their passage, with the vectors kept at indexing
-    where there are any. At most `max_scored` other sentences are embedded,
-    from the best-ranked passages down: embedding them is most of the time
-    to first word. An empty `sentences` means the
-    documents do not answer.
+    Each sentence is scored by its embedding's similarity to the question
+    (the model that embedded its passage, with the vectors kept at indexing
+    where there are any; at most `max_scored` others are embedded, best-ranked
+    passages first) plus the share of the question's words it contains,
+    weighted by how rare each is among the candidates, so a sentence merely
+    on the topic loses to the one that names what was asked, plus a small
+    prior for its passage's rank. The best sentence decides the passage;
+    company comes from that passage within a wide margin and from others
+    only within a narrow one, which is what keeps citations on the page that
+    answers. The documents do not answer (an empty `sentences`) when the
+    best similarity is below `threshold`, when a question asking for a
+    number or date finds no sentence holding one, or when a year it names
+    is in no candidate.
     """
+    weights = weights or Weights()
     groups: dict[str, list[tuple[int, str, str]]] = defaultdict(list)
     for item in passages:
         p = item.passage
@@ -84,18 +246,68 @@ def extract_answer(
                 question, group, model=model, max_total=max_scored, kept=kept
             )
         )
-    scored.sort(key=lambda s: (-s.score, s.owner))
-    best = scored[0].score if scored else 0.0
+    best_similarity = max((s.score for s in scored), default=0.0)
+    evidence = _weighed(question, scored, weights)
+    if (
+        not evidence
+        or best_similarity < threshold
+        or evidence[0].coverage < weights.min_coverage
+    ):
+        return ExtractiveAnswer(sentences=[], best_score=best_similarity)
+    top = evidence[0]
     chosen: list[ScoredSentence] = []
     seen: set[str] = set()
-    for candidate in scored:
+    for candidate in evidence:
         if len(chosen) == max_sentences:
             break
-        if candidate.score < max(threshold, best - margin):
-            break
-        key = " ".join(candidate.sentence.lower().split())
+        margin = (
+            weights.same_passage_margin
+            if candidate.sentence.owner == top.sentence.owner
+            else weights.other_passage_margin
+        )
+        if candidate.value < top.value - margin or candidate.sentence.score < threshold:
+            continue
+        key = " ".join(candidate.sentence.sentence.lower().split())
         if key in seen:  # overlapping chunks repeat sentences
             continue
         seen.add(key)
-        chosen.append(candidate)
-    return ExtractiveAnswer(sentences=chosen, best_score=best)
+        chosen.append(candidate.sentence)
+    return ExtractiveAnswer(sentences=chosen, best_score=best_similarity)
+
+
+@dataclass(frozen=True)
+class _Evidence:
+    sentence: ScoredSentence
+    coverage: float
+    value: float
+
+
+def _weighed(
+    question: str, scored: Sequence[ScoredSentence], weights: Weights
+) -> list[_Evidence]:
+    """The sentences that may answer, best first; [] when none can."""
+    asked = _terms(question)
+    terms = [_terms(s.sentence) for s in scored]
+    count = len(scored)
+    document_frequency = {t: sum(t in ts for ts in terms) for t in asked}
+    rarity = {t: math.log((count + 1) / (document_frequency[t] + 0.5)) for t in asked}
+    total = sum(rarity.values()) or 1.0
+    years = set(_YEAR.findall(question))
+    if years and not any(years & set(_YEAR.findall(s.sentence)) for s in scored):
+        return []  # "in 2018" where every candidate speaks of other years
+    holds_answer = _answer_shape(question)
+    evidence = []
+    for sentence, found in zip(scored, terms, strict=True):
+        if holds_answer is not None and not holds_answer.search(
+            _unmarked(sentence.sentence)
+        ):
+            continue
+        coverage = sum(rarity[t] for t in asked & found) / total
+        value = (
+            sentence.score
+            + weights.coverage * coverage
+            + weights.rank / max(int(sentence.owner), 1)
+        )
+        evidence.append(_Evidence(sentence, coverage, value))
+    evidence.sort(key=lambda e: (-e.value, e.sentence.owner))
+    return evidence

@@ -157,3 +157,45 @@ def test_a_documents_own_bracketed_numbers_are_not_citations():
         best_score=0.9,
     )
     assert answer.text().endswith("“As shown in (2, 3).” [1]")
+
+
+@pytest.mark.parametrize(
+    ("question", "holds", "lacks"),
+    [
+        ("Within how many hours must it be reported?", "within 24 hours", "24 staff"),
+        ("How many days may a claim wait?", "within 30 days", "on day one"),
+        ("By what date must agencies migrate?", "by March 2021", "soon"),
+        ("What percentage is refunded?", "80 % of it", "most of it"),
+        ("How much is the meal allowance?", "35 euros", "a fair amount"),
+    ],
+)
+def test_a_question_for_a_quantity_needs_a_sentence_holding_one(question, holds, lacks):
+    from ragapp.answers.extractive import _answer_shape
+
+    shape = _answer_shape(question)
+    assert shape.search(holds)
+    assert not shape.search(lacks)
+
+
+def test_other_questions_take_any_sentence():
+    from ragapp.answers.extractive import _answer_shape
+
+    assert _answer_shape("Who approves first class?") is None
+
+
+def test_a_question_for_a_missing_number_is_declined(staff, handbook):
+    """The handbook speaks of claims and hours, but never of a mileage rate."""
+    events, text, citations = collect(
+        ask(user=staff, question="How many cents per kilometre is the mileage rate?")
+    )
+    assert events[-1].status == Message.Status.NOT_FOUND
+    assert not citations
+
+
+def test_the_quote_names_what_was_asked(staff, handbook):
+    """Of the handbook's time limits, the one about lost laptops is quoted."""
+    events, text, citations = collect(
+        ask(user=staff, question="When is a lost laptop reported to the service desk?")
+    )
+    assert "within one hour" in text
+    assert "30 days" not in text
