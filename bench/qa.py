@@ -23,6 +23,11 @@ OpenAI-compatible server answers (`OPENAI_BASE_URL`, `RAGAPP_CHAT_MODEL`,
 and `OPENAI_API_KEY` if it needs one), measured the same way.
 
     .venv/bin/python bench/qa.py [--reuse] [--model] [--split measure]
+        [--questions mine.jsonl --documents ~/our-pdfs]
+
+`--questions` and `--documents` measure your own documents the same way:
+write questions in the same JSON-lines format (check them with
+`bench/qa_labels.py`'s rules) naming files in the `--documents` folder.
 
 `--reuse` keeps the indexed PDFs in var/bench/qa for the next run (the
 first run indexes about 260 pages: a few minutes on two cores).
@@ -39,6 +44,7 @@ import time
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from _common import REPO, command_line, eval_path, private_stack, report_write
@@ -47,13 +53,6 @@ from qa_labels import Question, contains, load_questions, normalise_variants
 if TYPE_CHECKING:
     from django.contrib.auth.models import AbstractBaseUser
 
-PDFS = (
-    "NIST.SP.800-207.pdf",
-    "NIST.SP.800-61r2.pdf",
-    "i1040gi.pdf",
-    "cidr2021_paper17.pdf",
-    "hf_transformers.pdf",
-)
 DATA_DIR = REPO / "var" / "bench" / "qa"
 
 
@@ -101,15 +100,19 @@ def fact_in(answer: str, fact: str) -> bool:
 # --- the corpus ------------------------------------------------------------------
 
 
-def corpus_ready() -> tuple[AbstractBaseUser, int, dict[int, str]]:
-    """Index the PDFs once; return a reader, the collection and document names."""
+def corpus_ready(
+    documents: Iterable[str], folder: Path | None = None
+) -> tuple[AbstractBaseUser, int, dict[int, str]]:
+    """Index the `documents` (file names in `folder`, by default the eval PDFs)
+    once; return a reader, the collection and the documents' names."""
     from django.contrib.auth import get_user_model
     from django.contrib.auth.models import Group
 
     from ragapp.documents import ingestion, services
     from ragapp.documents.models import Collection, Document
 
-    pdfs = eval_path("pdfs", PDFS[0])
+    documents = sorted(set(documents))
+    pdfs = folder or eval_path("pdfs", documents[0])
     group, _ = Group.objects.get_or_create(name="QA bench readers")
     user, _ = get_user_model().objects.get_or_create(username="qa-bench")
     user.groups.add(group)
@@ -117,7 +120,7 @@ def corpus_ready() -> tuple[AbstractBaseUser, int, dict[int, str]]:
         slug="qa-bench", defaults={"name": "Eval PDFs"}
     )
     collection.reader_groups.add(group)
-    for name in PDFS:
+    for name in documents:
         with (pdfs / name).open("rb") as stream:
             outcome = services.document_upload(
                 collection=collection, stream=stream, filename=name
@@ -324,11 +327,24 @@ def main() -> None:
     )
     parser.add_argument("--split", choices=("tune", "measure", "all"), default="all")
     parser.add_argument("--only", nargs="*", default=[], help="question ids to run")
+    parser.add_argument(
+        "--questions",
+        type=Path,
+        default=None,
+        help="your own question set (the format of bench/qa/questions.jsonl)",
+    )
+    parser.add_argument(
+        "--documents",
+        type=Path,
+        default=None,
+        help="the folder holding the documents your questions name",
+    )
     args = parser.parse_args()
 
+    labelled = load_questions(args.questions) if args.questions else load_questions()
     questions = [
         q
-        for q in load_questions()
+        for q in labelled
         if (args.split == "all" or q.split == args.split)
         and (not args.only or q.id in args.only)
     ]
@@ -346,7 +362,9 @@ def main() -> None:
             if args.model
             else "offline extractive"
         )
-        user, collection_id, names = corpus_ready()
+        user, collection_id, names = corpus_ready(
+            (q.document for q in labelled), args.documents
+        )
         started = time.perf_counter()
         outcomes = []
         for question in questions:

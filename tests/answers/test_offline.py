@@ -185,7 +185,7 @@ def test_other_questions_take_any_sentence():
 
 def test_a_question_for_a_missing_number_is_declined(staff, handbook):
     """The handbook speaks of claims and hours, but never of a mileage rate."""
-    events, text, citations = collect(
+    events, _text, citations = collect(
         ask(user=staff, question="How many cents per kilometre is the mileage rate?")
     )
     assert events[-1].status == Message.Status.NOT_FOUND
@@ -194,7 +194,7 @@ def test_a_question_for_a_missing_number_is_declined(staff, handbook):
 
 def test_the_quote_names_what_was_asked(staff, handbook):
     """Of the handbook's time limits, the one about lost laptops is quoted."""
-    events, text, citations = collect(
+    _events, text, _citations = collect(
         ask(user=staff, question="When is a lost laptop reported to the service desk?")
     )
     assert "within one hour" in text
