@@ -200,6 +200,9 @@ class Weights:
     same_passage_margin: float = 0.12  # company from the best sentence's passage
     other_passage_margin: float = 0.04  # company from any other passage
     min_coverage: float = 0.0  # below it, the documents do not answer
+    shaped_floor: float = (
+        0.25  # least similarity of the best sentence holding a quantity
+    )
 
 
 def extract_answer(
@@ -211,6 +214,7 @@ def extract_answer(
     max_sentences: int = 3,
     max_scored: int | None = None,
     weights: Weights | None = None,
+    asked: str | None = None,
 ) -> ExtractiveAnswer:
     """Quote the sentences that answer `question`, from the passage that holds it.
 
@@ -226,7 +230,9 @@ def extract_answer(
     answers. The documents do not answer (an empty `sentences`) when the
     best similarity is below `threshold`, when a question asking for a
     number or date finds no sentence holding one, or when a year it names
-    is in no candidate.
+    is in no candidate. `asked` is the question as the person typed it,
+    when `question` is a follow-up made standalone: what it asks for (a
+    number of days, a date) is read from it.
     """
     weights = weights or Weights()
     groups: dict[str, list[tuple[int, str, str]]] = defaultdict(list)
@@ -247,7 +253,7 @@ def extract_answer(
             )
         )
     best_similarity = max((s.score for s in scored), default=0.0)
-    evidence = _weighed(question, scored, weights)
+    evidence = _weighed(question, scored, weights, typed=asked or question)
     if (
         not evidence
         or best_similarity < threshold
@@ -265,7 +271,16 @@ def extract_answer(
             if candidate.sentence.owner == top.sentence.owner
             else weights.other_passage_margin
         )
-        if candidate.value < top.value - margin or candidate.sentence.score < threshold:
+        # A question for a quantity has its candidates narrowed to sentences
+        # holding one; once the topic passed the threshold, the best of them
+        # may be less like the question as a whole (a follow-up made
+        # standalone: "meals per day? and within how many days?").
+        floor = (
+            weights.shaped_floor
+            if candidate is top and _answer_shape(asked or question)
+            else threshold
+        )
+        if candidate.value < top.value - margin or candidate.sentence.score < floor:
             continue
         key = " ".join(candidate.sentence.sentence.lower().split())
         if key in seen:  # overlapping chunks repeat sentences
@@ -283,7 +298,7 @@ class _Evidence:
 
 
 def _weighed(
-    question: str, scored: Sequence[ScoredSentence], weights: Weights
+    question: str, scored: Sequence[ScoredSentence], weights: Weights, *, typed: str
 ) -> list[_Evidence]:
     """The sentences that may answer, best first; [] when none can."""
     asked = _terms(question)
@@ -292,10 +307,10 @@ def _weighed(
     document_frequency = {t: sum(t in ts for ts in terms) for t in asked}
     rarity = {t: math.log((count + 1) / (document_frequency[t] + 0.5)) for t in asked}
     total = sum(rarity.values()) or 1.0
-    years = set(_YEAR.findall(question))
+    years = set(_YEAR.findall(typed))
     if years and not any(years & set(_YEAR.findall(s.sentence)) for s in scored):
         return []  # "in 2018" where every candidate speaks of other years
-    holds_answer = _answer_shape(question)
+    holds_answer = _answer_shape(typed)
     evidence = []
     for sentence, found in zip(scored, terms, strict=True):
         if holds_answer is not None and not holds_answer.search(

@@ -252,6 +252,7 @@ class AnswerRun:
             models=models,
             threshold=settings.EXTRACTIVE_MIN_SCORE,
             max_scored=settings.EXTRACTIVE_MAX_SENTENCES,
+            asked=self.message.question,
         )
         self.trace["extractive_best_score"] = round(extracted.best_score, 4)
         self.message.model = "extractive/" + ",".join(sorted(set(models.values())))
