@@ -199,3 +199,14 @@ def test_the_quote_names_what_was_asked(staff, handbook):
     )
     assert "within one hour" in text
     assert "30 days" not in text
+
+
+def test_a_follow_up_for_a_number_quotes_the_sentence_holding_it(staff, handbook):
+    events, _, _ = collect(
+        ask(user=staff, question="How much are meal expenses refunded per day?")
+    )
+    thread = Message.objects.get(pk=events[-1].message_id).thread
+    _events, text, _citations = collect(
+        ask(user=staff, question="And within how many days?", thread=thread)
+    )
+    assert "within 30 days" in text
