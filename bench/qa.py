@@ -22,10 +22,13 @@ default (the extractive answerer); with `--model`, the configured
 OpenAI-compatible server answers (`OPENAI_BASE_URL`, `RAGAPP_CHAT_MODEL`,
 and `OPENAI_API_KEY` if it needs one), measured the same way.
 
-    .venv/bin/python bench/qa.py [--reuse] [--model] [--split measure]
+    .venv/bin/python bench/qa.py [--reuse] [--model | --stub] [--split measure]
         [--questions mine.jsonl --documents ~/our-pdfs]
 
-`--questions` and `--documents` measure your own documents the same way:
+`--stub` answers with the hostile model stub (tests/model_stub.py), which
+cites passage [1] and forges a marker [42]: it proves the mechanics (the
+forged marker dropped, markers mapped to their passages' pages, the
+relevance gate), not quality. `--questions` and `--documents` measure your own documents the same way:
 write questions in the same JSON-lines format (check them with
 `bench/qa_labels.py`'s rules) naming files in the `--documents` folder.
 
@@ -65,6 +68,7 @@ class Outcome:
     citations: list[tuple[str, int | None, int | None]] = field(default_factory=list)
     answer: str = ""
     status: str = ""
+    markers: list[int] = field(default_factory=list)
     seconds: float = 0.0
 
     @property
@@ -192,6 +196,7 @@ def run_question(
     outcome.seconds = time.perf_counter() - started
     outcome.answer = text
     outcome.citations = list(cited.values())
+    outcome.markers = sorted(cited)
     return outcome
 
 
@@ -317,6 +322,34 @@ def report(outcomes: list[Outcome], answerer: str, seconds: float) -> str:
     return "\n".join(lines) + "\n"
 
 
+STUB_ANSWER = "The passages answer this [1]. A forged source says otherwise [42]."
+
+
+def mechanics(outcomes: list[Outcome]) -> str:
+    """What the stub run proves: markers kept, forged ones dropped, pages mapped."""
+    answered = [o for o in outcomes if o.status == "answered"]
+    forged_shown = sum("[42]" in o.answer for o in answered)
+    kept = sum(o.markers == [1] for o in answered)
+    answerable = [o for o in answered if o.answerable]
+    rank_one = sum(o.rank == 1 for o in answerable)
+    cited_gold = sum(o.cited_on_gold() > 0 for o in answerable)
+    return "\n".join(
+        [
+            "",
+            "## Mechanics (the stub cites [1] and forges [42])",
+            "",
+            f"- answered: {len(answered)} of {len(outcomes)}; the others were "
+            "declined before the model by the relevance gate",
+            f"- answers citing exactly [1]: {kept} of {len(answered)}",
+            f"- answers still showing the forged [42]: {forged_shown}",
+            f"- answerable questions whose [1] is on a gold page: {cited_gold}, "
+            f"and whose rank-1 passage is: {rank_one} (equal when markers map "
+            "to the passages' pages)",
+            "",
+        ]
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--reuse", action="store_true", help="keep var/bench/qa")
@@ -324,6 +357,11 @@ def main() -> None:
         "--model",
         action="store_true",
         help="answer with the configured model server instead of offline",
+    )
+    parser.add_argument(
+        "--stub",
+        action="store_true",
+        help="answer with the hostile model stub: checks the mechanics, not quality",
     )
     parser.add_argument("--split", choices=("tune", "measure", "all"), default="all")
     parser.add_argument("--only", nargs="*", default=[], help="question ids to run")
@@ -354,7 +392,19 @@ def main() -> None:
         from ragapp.celery import app as celery_app
 
         celery_app.conf.result_backend = "cache+memory://"
-        if not args.model:
+        stub = None
+        if args.stub:
+            from tests.model_stub import ModelStub, Obey
+
+            # A model that cites its first passage and forges a marker no
+            # passage has: the loop must keep [1] and drop [42].
+            stub = ModelStub().start()
+            stub.chat.default = Obey(answer=lambda body: STUB_ANSWER)
+            settings.OPENAI_BASE_URL = stub.base_url
+            settings.OPENAI_API_KEY = ""
+            settings.CHAT_MODEL = "stub-model"
+            args.model = True
+        elif not args.model:
             settings.OPENAI_API_KEY = ""
             settings.OPENAI_BASE_URL = ""
         answerer = (
@@ -372,8 +422,15 @@ def main() -> None:
                 run_question(question, user, collection_id, names, use_model=args.model)
             )
         seconds = time.perf_counter() - started
+        if stub is not None:
+            stub.stop()
+            answerer = "the hostile model stub (mechanics only)"
     text = report(outcomes, answerer, seconds)
-    summary = {"answerer": "model" if args.model else "offline"}
+    if args.stub:
+        text += mechanics(outcomes)
+    summary = {
+        "answerer": "stub" if args.stub else "model" if args.model else "offline"
+    }
     for split in ("tune", "measure"):
         found = figures(o for o in outcomes if o.question.split == split)
         for key in ("hit5", "citation_precision", "fact_recall", "false_declines"):
@@ -381,7 +438,7 @@ def main() -> None:
                 summary[f"{split}_{key}"] = found[key]
         if "true_declines" in found:
             summary[f"{split}_true_declines"] = found["true_declines"]
-    name = "qa-model.md" if args.model else "qa.md"
+    name = "qa-stub.md" if args.stub else "qa-model.md" if args.model else "qa.md"
     if args.split != "all" or args.only:
         name = name.replace(".md", "-partial.md")
     report_write(name, text, summary)
