@@ -200,9 +200,8 @@ class Weights:
     same_passage_margin: float = 0.12  # company from the best sentence's passage
     other_passage_margin: float = 0.04  # company from any other passage
     min_coverage: float = 0.0  # below it, the documents do not answer
-    shaped_floor: float = (
-        0.25  # least similarity of the best sentence holding a quantity
-    )
+    # The least similarity of the best sentence holding an asked-for quantity.
+    shaped_floor: float = 0.25
 
 
 def extract_answer(
@@ -253,7 +252,9 @@ def extract_answer(
             )
         )
     best_similarity = max((s.score for s in scored), default=0.0)
-    evidence = _weighed(question, scored, weights, typed=asked or question)
+    typed = asked or question
+    shape = _answer_shape(typed)
+    evidence = _weighed(question, scored, weights, typed=typed, shape=shape)
     if (
         not evidence
         or best_similarity < threshold
@@ -275,11 +276,7 @@ def extract_answer(
         # holding one; once the topic passed the threshold, the best of them
         # may be less like the question as a whole (a follow-up made
         # standalone: "meals per day? and within how many days?").
-        floor = (
-            weights.shaped_floor
-            if candidate is top and _answer_shape(asked or question)
-            else threshold
-        )
+        floor = weights.shaped_floor if candidate is top and shape else threshold
         if candidate.value < top.value - margin or candidate.sentence.score < floor:
             continue
         key = " ".join(candidate.sentence.sentence.lower().split())
@@ -298,9 +295,18 @@ class _Evidence:
 
 
 def _weighed(
-    question: str, scored: Sequence[ScoredSentence], weights: Weights, *, typed: str
+    question: str,
+    scored: Sequence[ScoredSentence],
+    weights: Weights,
+    *,
+    typed: str,
+    shape: re.Pattern[str] | None,
 ) -> list[_Evidence]:
-    """The sentences that may answer, best first; [] when none can."""
+    """The sentences that may answer, best first; [] when none can.
+
+    `shape` (from `_answer_shape` of the `typed` question) is what an
+    answering sentence must hold, if anything.
+    """
     asked = _terms(question)
     terms = [_terms(s.sentence) for s in scored]
     count = len(scored)
@@ -310,12 +316,9 @@ def _weighed(
     years = set(_YEAR.findall(typed))
     if years and not any(years & set(_YEAR.findall(s.sentence)) for s in scored):
         return []  # "in 2018" where every candidate speaks of other years
-    holds_answer = _answer_shape(typed)
     evidence = []
     for sentence, found in zip(scored, terms, strict=True):
-        if holds_answer is not None and not holds_answer.search(
-            _unmarked(sentence.sentence)
-        ):
+        if shape is not None and not shape.search(_unmarked(sentence.sentence)):
             continue
         coverage = sum(rarity[t] for t in asked & found) / total
         value = (

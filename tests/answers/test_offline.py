@@ -91,13 +91,16 @@ def test_collections_the_user_may_not_read_give_nothing(staff, handbook, garden)
         assert all(c.document_title != "Roses" for c in citations)
 
 
-def test_follow_up_borrows_the_previous_query(staff, handbook):
-    events, _, _ = collect(
-        ask(user=staff, question="Which class do staff travel in on trains?")
-    )
+def ask_after(user, first: str, then: str):
+    """Ask `first`, then `then` in the same thread; collect the follow-up."""
+    events, _, _ = collect(ask(user=user, question=first))
     thread = Message.objects.get(pk=events[-1].message_id).thread
-    events, _, citations = collect(
-        ask(user=staff, question="And with approval?", thread=thread)
+    return collect(ask(user=user, question=then, thread=thread))
+
+
+def test_follow_up_borrows_the_previous_query(staff, handbook):
+    events, _, citations = ask_after(
+        staff, "Which class do staff travel in on trains?", "And with approval?"
     )
     message = Message.objects.get(pk=events[-1].message_id)
     assert message.search_query.startswith("Which class do staff travel in on trains?")
@@ -202,11 +205,9 @@ def test_the_quote_names_what_was_asked(staff, handbook):
 
 
 def test_a_follow_up_for_a_number_quotes_the_sentence_holding_it(staff, handbook):
-    events, _, _ = collect(
-        ask(user=staff, question="How much are meal expenses refunded per day?")
-    )
-    thread = Message.objects.get(pk=events[-1].message_id).thread
-    _events, text, _citations = collect(
-        ask(user=staff, question="And within how many days?", thread=thread)
+    _events, text, _citations = ask_after(
+        staff,
+        "How much are meal expenses refunded per day?",
+        "And within how many days?",
     )
     assert "within 30 days" in text
