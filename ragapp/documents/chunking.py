@@ -89,6 +89,21 @@ def embedding_text(heading: str, text: str) -> str:
     return f"{heading}\n{text}" if heading else text
 
 
+def _passage_parts(text: str) -> list[str]:
+    """Sentences of the prose between table rows, and the rows themselves."""
+    parts: list[str] = []
+    prose: list[str] = []
+    for line in text.splitlines():
+        if TABLE_CELL_SEPARATOR in line:
+            parts.extend(split_sentences(" ".join(" ".join(prose).split())))
+            prose = []
+            parts.append(" ".join(line.split()))
+        else:
+            prose.append(line)
+    parts.extend(split_sentences(" ".join(" ".join(prose).split())))
+    return [part for part in parts if part]
+
+
 # A long passage is cut to this many sentences where each is embedded alone
 # (kept sentence vectors, the query-time re-score): bounds the cost.
 MAX_SENTENCES_PER_PASSAGE = 24
@@ -104,16 +119,22 @@ class SentenceSpan:
     text: str
 
 
+# A table row as the parsers write it: cells joined by " | ", one row a line.
+TABLE_CELL_SEPARATOR = " | "
+
+
 def passage_sentences(text: str) -> list[SentenceSpan]:
     """Return the sentences of a passage (whitespace-normalised), the first 24 at most.
 
-    A passage with no sentence boundary is one sentence. Offsets index
-    `" ".join(text.split())`, the form every sentence-level scorer reads.
+    A passage with no sentence boundary is one sentence; a table row (a line
+    holding " | ") is a sentence of its own, so a quote of it is that row.
+    Offsets index `" ".join(text.split())`, the form every sentence-level
+    scorer reads.
     """
     normalised = " ".join(text.split())
     spans: list[SentenceSpan] = []
     position = 0
-    for sentence in split_sentences(normalised) or [normalised]:
+    for sentence in _passage_parts(text) or [normalised]:
         if len(spans) == MAX_SENTENCES_PER_PASSAGE:
             break
         if not sentence:

@@ -16,7 +16,7 @@ import time
 from collections import Counter
 from typing import Any
 
-from ragapp.documents.parsing import ocr
+from ragapp.documents.parsing import ocr, pdftables
 from ragapp.documents.parsing.base import (
     HEADING_SEPARATOR,
     PDF,
@@ -156,7 +156,14 @@ def _read(data: bytes, limits: ParseLimits, deadline: float) -> ParsedDocument:
     for number, page in enumerate(reader.pages, start=1):
         try:
             hidden.start_page(number)
-            text = _clean(page.extract_text(visitor_operand_before=hidden.visit) or "")
+            placed = pdftables.PlacedText()
+            text = _clean(
+                page.extract_text(
+                    visitor_operand_before=hidden.visit, visitor_text=placed.visit
+                )
+                or ""
+            )
+            text = _with_tables(placed, text)
         except (LimitReachedError, MemoryError, RecursionError):
             raise
         except Exception:  # one broken page should not cost the others
@@ -455,6 +462,21 @@ def _combined_scale(tm: Any, cm: Any) -> tuple[float, float, float, float]:
     return a, b, c, d
 
 
+# Marks a line of `texts` as a table row until `_blocks` makes table blocks.
+_TABLE_ROW = "\ue000"  # private use: no line break to splitlines()
+
+
+def _with_tables(placed: pdftables.PlacedText, text: str) -> str:
+    """Replace the lines of tables found on the page with rows that keep headers."""
+    if not pdftables.looks_tabular(text):
+        return text
+    tables = [
+        pdftables.Table(rows=[row.translate(_LIGATURES) for row in table.rows])
+        for table in pdftables.find_tables(placed.lines())
+    ]
+    return pdftables.merge_tables(text, tables, _TABLE_ROW) if tables else text
+
+
 def _run_ocr(
     pending: dict[int, list[bytes]],
     texts: list[str],
@@ -654,13 +676,30 @@ def _blocks(texts: list[str], outline: dict[int, list[tuple[int, str]]]) -> list
             cuts.append((at, HEADING_SEPARATOR.join(t for _, t in path)))
         for position, (start, heading) in enumerate(cuts):
             end = cuts[position + 1][0] if position + 1 < len(cuts) else len(lines)
-            segment = "\n".join(lines[start:end]).strip()
-            if segment:
-                blocks.append(
-                    Block(
-                        text=segment, page=index + 1, heading=heading, kind="paragraph"
-                    )
-                )
+            blocks.extend(_kinds(lines[start:end], index + 1, heading))
+    return blocks
+
+
+def _kinds(lines: list[str], page: int, heading: str) -> list[Block]:
+    """Cut a page segment into paragraph blocks and table blocks (marked rows)."""
+    blocks: list[Block] = []
+    run: list[str] = []
+    in_table = False
+
+    def flush() -> None:
+        segment = "\n".join(run).strip()
+        if segment:
+            kind = "table" if in_table else "paragraph"
+            blocks.append(Block(text=segment, page=page, heading=heading, kind=kind))
+        run.clear()
+
+    for line in lines:
+        is_row = line.startswith(_TABLE_ROW)
+        if is_row != in_table:
+            flush()
+            in_table = is_row
+        run.append(line.removeprefix(_TABLE_ROW))
+    flush()
     return blocks
 
 
