@@ -74,6 +74,28 @@ def text_pdf(pages: list[list[str]], *, title: str | None = None) -> bytes:
     return pdf_from_objects(objects, info=info)
 
 
+def placed_text_pdf(pieces: list[tuple[float, float, str]]) -> bytes:
+    """Return a one-page text PDF with each (x, y, text) drawn where it says:
+    cells of a table, columns of prose."""
+    content = (
+        b"BT /F1 10 Tf "
+        + b" ".join(
+            b"1 0 0 1 %.1f %.1f Tm %s Tj" % (x, y, _pdf_string(text))
+            for x, y, text in pieces
+        )
+        + b" ET"
+    )
+    objects = [
+        b"<< /Type /Catalog /Pages 2 0 R >>",
+        b"<< /Type /Pages /Kids [4 0 R] /Count 1 >>",
+        b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica /Encoding /WinAnsiEncoding >>",
+        b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] "
+        b"/Resources << /Font << /F1 3 0 R >> >> /Contents 5 0 R >>",
+        stream(content),
+    ]
+    return pdf_from_objects(objects)
+
+
 def deflate_stream(total: int, *, byte: bytes = b" ", level: int = 9) -> bytes:
     """Compress `total` repeated bytes without ever holding them in memory."""
     compressor = zlib.compressobj(level)

@@ -202,6 +202,9 @@ class Weights:
     min_coverage: float = 0.0  # below it, the documents do not answer
     # The least similarity of the best sentence holding an asked-for quantity.
     shaped_floor: float = 0.25
+    # A table row holding a figure the question names, or the bracket
+    # ("At least: 63,450 | But less than: 63,500") it falls in.
+    row_figure: float = 0.3
 
 
 def extract_answer(
@@ -287,6 +290,42 @@ def extract_answer(
     return ExtractiveAnswer(sentences=chosen, best_score=best_similarity)
 
 
+_FIGURE = re.compile(r"(?<![\w.,])\$?(\d{1,3}(?:,\d{3})+|\d+)(?:\.(\d+))?(?![\w,]*\d)")
+_ROW_CELL = " | "
+
+
+def _figures(text: str) -> set[float]:
+    """The figures a question names ("$63,480", "12,120", "2.5"), not years."""
+    found = set()
+    for match in _FIGURE.finditer(text):
+        whole = match.group(1).replace(",", "")
+        if _YEAR.fullmatch(whole) and "," not in match.group(1):
+            continue
+        found.add(float(whole + ("." + match.group(2) if match.group(2) else "")))
+    return found
+
+
+def _row_holds(sentence: str, figures: set[float]) -> bool:
+    """Whether a table row holds one of the figures, or brackets one.
+
+    Only cell values count, not their headers ("If line 43 ... At least:
+    63,450"). A bracket is a row's first two values, rising: the figure is at
+    least the first and less than the second, as in tax and rate tables.
+    """
+    if not figures or _ROW_CELL not in sentence:
+        return False
+    values = [
+        value
+        for cell in sentence.split(_ROW_CELL)
+        for value in sorted(_figures(cell.rpartition(": ")[2]))[:1]
+    ]
+    if figures & set(values):
+        return True
+    if len(values) >= 2 and values[0] < values[1]:
+        return any(values[0] <= figure < values[1] for figure in figures)
+    return False
+
+
 @dataclass(frozen=True)
 class _Evidence:
     sentence: ScoredSentence
@@ -316,6 +355,7 @@ def _weighed(
     years = set(_YEAR.findall(typed))
     if years and not any(years & set(_YEAR.findall(s.sentence)) for s in scored):
         return []  # "in 2018" where every candidate speaks of other years
+    figures = _figures(typed)
     evidence = []
     for sentence, found in zip(scored, terms, strict=True):
         if shape is not None and not shape.search(_unmarked(sentence.sentence)):
@@ -325,6 +365,7 @@ def _weighed(
             sentence.score
             + weights.coverage * coverage
             + weights.rank / max(int(sentence.owner), 1)
+            + weights.row_figure * _row_holds(sentence.sentence, figures)
         )
         evidence.append(_Evidence(sentence, coverage, value))
     evidence.sort(key=lambda e: (-e.value, e.sentence.owner))

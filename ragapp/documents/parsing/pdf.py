@@ -153,6 +153,7 @@ def _read(data: bytes, limits: ParseLimits, deadline: float) -> ParsedDocument:
     ocr_blocked = None if limits.ocr else "OCR is turned off"
     chars = 0
     hidden = HiddenTextScan()
+    layout_budget = [LAYOUT_BUDGET_SECONDS]
     for number, page in enumerate(reader.pages, start=1):
         try:
             hidden.start_page(number)
@@ -163,7 +164,7 @@ def _read(data: bytes, limits: ParseLimits, deadline: float) -> ParsedDocument:
                 )
                 or ""
             )
-            text = _with_tables(placed, text)
+            text = _with_tables(page, placed, text, layout_budget)
         except (LimitReachedError, MemoryError, RecursionError):
             raise
         except Exception:  # one broken page should not cost the others
@@ -466,13 +467,37 @@ def _combined_scale(tm: Any, cm: Any) -> tuple[float, float, float, float]:
 _TABLE_ROW = "\ue000"  # private use: no line break to splitlines()
 
 
-def _with_tables(placed: pdftables.PlacedText, text: str) -> str:
-    """Replace the lines of tables found on the page with rows that keep headers."""
+# Seconds of pypdf layout mode a document may spend on tables the text
+# positions did not show (layout mode costs 2-4 s a dense page).
+LAYOUT_BUDGET_SECONDS = 15.0
+
+
+def _with_tables(
+    page: Any, placed: pdftables.PlacedText, text: str, budget: list[float]
+) -> str:
+    """Replace the lines of tables found on the page with rows that keep headers.
+
+    The positions pypdf reported during the default pass come first; where a
+    producer drew a whole row as one piece they show no columns, and pypdf's
+    layout mode is asked instead while `budget` (seconds, shared by the
+    document's pages) lasts. A failure there keeps the default text.
+    """
     if not pdftables.looks_tabular(text):
         return text
+    found = pdftables.find_tables(placed.lines())
+    if not found and budget[0] > 0:
+        started = time.monotonic()
+        try:
+            layout = page.extract_text(extraction_mode="layout") or ""
+            found = pdftables.find_tables(pdftables.grid_lines(layout))
+        except (MemoryError, RecursionError):
+            raise
+        except Exception as exc:  # layout mode is stricter than the default mode
+            logger.info("table layout pass skipped a page: %s", type(exc).__name__)
+        budget[0] -= time.monotonic() - started
     tables = [
         pdftables.Table(rows=[row.translate(_LIGATURES) for row in table.rows])
-        for table in pdftables.find_tables(placed.lines())
+        for table in found
     ]
     return pdftables.merge_tables(text, tables, _TABLE_ROW) if tables else text
 

@@ -333,12 +333,14 @@ def _table(lines: list[list[Cell]], start: int, end: int, floor: int) -> Table |
 
 
 def _column(cell: Cell, template: list[Cell]) -> int:
-    """The last template column starting at or before the cell (two spaces slack)."""
-    column = 0
-    for index, column_cell in enumerate(template):
-        if column_cell.start <= cell.start + 2:
-            column = index
-    return column
+    """The template column the cell overlaps most, or else lies nearest to
+    (figures are right-aligned, text left-aligned: neither edge alone will do)."""
+    return max(
+        range(len(template)),
+        key=lambda i: (
+            min(cell.end, template[i].end) - max(cell.start, template[i].start)
+        ),
+    )
 
 
 def _keeps_to_columns(body: list[list[Cell]], template: list[Cell]) -> bool:
