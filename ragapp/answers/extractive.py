@@ -270,9 +270,12 @@ def extract_answer(
     for candidate in evidence:
         if len(chosen) == max_sentences:
             break
+        same_passage = candidate.sentence.owner == top.sentence.owner
+        if not same_passage and _ROW_CELL in top.sentence.sentence:
+            continue  # rows of another table answer another lookup
         margin = (
             weights.same_passage_margin
-            if candidate.sentence.owner == top.sentence.owner
+            if same_passage
             else weights.other_passage_margin
         )
         # A question for a quantity has its candidates narrowed to sentences
