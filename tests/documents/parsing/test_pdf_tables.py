@@ -119,3 +119,12 @@ def test_the_answerer_prefers_the_row_that_brackets_an_asked_figure():
     assert not _row_holds(
         "If line 43 is at least: 63,500 | But less than: 63,550", {63_480.0}
     )
+
+
+def test_a_bulleted_list_is_not_a_table():
+    pieces = [(72, 700, "Table 3. What a handler records")]
+    items = ["the current status of the incident", "a summary of it", "who handled it"]
+    for index, item in enumerate(items):
+        pieces += [(90, 680 - 14 * index, "-"), (110, 680 - 14 * index, item)]
+    document = parse(pieces)
+    assert all(block.kind == "paragraph" for block in document.blocks)
