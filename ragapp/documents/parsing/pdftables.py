@@ -234,7 +234,7 @@ def _is_row(cells: list[Cell]) -> bool:
     """A line of two or more cells whose first one is short (a row's key) and
     holds a letter or digit."""
     if len(cells) < 2 or not any(ch.isalnum() for ch in cells[0].text):
-        return False  # a bullet ("–", "•") starts a list item, not a row
+        return False  # a bullet (a dash, "•") starts a list item, not a row
     if len(cells) == 2:
         first, second = cells
         # Two long runs side by side are two columns of prose, not a table.
