@@ -94,10 +94,12 @@ def _passage_parts(text: str) -> list[str]:
     parts: list[str] = []
     prose: list[str] = []
     for line in text.splitlines():
-        if TABLE_CELL_SEPARATOR in line:
+        row = " ".join(line.split())
+        # Prose may hold " | " too; a row is one line that is one sentence.
+        if TABLE_CELL_SEPARATOR in row and len(split_sentences(row)) == 1:
             parts.extend(split_sentences(" ".join(" ".join(prose).split())))
             prose = []
-            parts.append(" ".join(line.split()))
+            parts.append(row)
         else:
             prose.append(line)
     parts.extend(split_sentences(" ".join(" ".join(prose).split())))
@@ -127,7 +129,8 @@ def passage_sentences(text: str) -> list[SentenceSpan]:
     """Return the sentences of a passage (whitespace-normalised), the first 24 at most.
 
     A passage with no sentence boundary is one sentence; a table row (a line
-    holding " | ") is a sentence of its own, so a quote of it is that row.
+    holding " | " and no sentence boundary) is a sentence of its own, so a
+    quote of it is that row.
     Offsets index `" ".join(text.split())`, the form every sentence-level
     scorer reads.
     """
