@@ -1,6 +1,8 @@
 """Take the README's screenshots again, from a fresh `manage.py serve`.
 
     .venv/bin/python scripts/screenshots.py [--pdf ../shared/eval/pdfs/cidr2021_paper17.pdf]
+    .venv/bin/python scripts/screenshots.py --pdf ../shared/eval/pdfs/NIST.SP.800-61r2.pdf \
+        --question "..." --ask-only ask-table
 
 Starts ragapp on a temporary data dir (embedded database, broker, workers,
 demo data) exactly as `make run` does, loads one real PDF into the demo
@@ -94,6 +96,12 @@ def shoot(page: Page, name: str) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--pdf", type=Path, default=DEFAULT_PDF)
+    parser.add_argument("--question", default=QUESTION)
+    parser.add_argument(
+        "--ask-only",
+        metavar="NAME",
+        help="only the ask page with its first citation, to docs/screenshots/NAME.png",
+    )
     args = parser.parse_args()
     data_dir = Path(tempfile.mkdtemp(prefix="ragapp-shots-"))
     port = free_port()
@@ -121,7 +129,7 @@ def main() -> None:
             )
 
             page.goto(f"{base}/ask/")
-            page.fill("#question", QUESTION)
+            page.fill("#question", args.question)
             page.click("#ask-form button[type=submit]")
             turn = page.locator(".turn").last
             expect(turn.locator(".answer.live")).to_have_count(0, timeout=60_000)
@@ -137,7 +145,9 @@ def main() -> None:
                     timeout=30_000,
                 )
             page.evaluate("window.scrollTo(0, 0)")
-            shoot(page, "ask-citation")
+            shoot(page, args.ask_only or "ask-citation")
+            if args.ask_only:
+                return
 
             page.goto(collection_url)
             files = page.locator("#upload-files")
