@@ -57,13 +57,6 @@ RENDER_VERSION = 1
 _HEX64 = re.compile(r"[0-9a-f]{64}")
 # The child's environment: what Python and the C libraries need, no secrets
 # (the web process holds the database URL and API keys).
-_ENV_ALLOWED = frozenset(
-    {
-        "PATH", "LANG", "LC_ALL", "LC_CTYPE", "TZ", "TMPDIR", "PYTHONPATH",
-        "PYTHONUNBUFFERED", "OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS",
-        "MKL_NUM_THREADS",
-    }
-)  # fmt: skip
 
 # Child processes started by this process, counted so tests can tell a cache
 # hit from a render without patching anything.
@@ -168,7 +161,7 @@ def render_page_isolated(
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             cwd=_PROJECT_ROOT,
-            env=_environment(),
+            env=child_environment(),
             start_new_session=True,  # its own group, so a kill reaches all of it
         )
     except OSError as exc:
@@ -267,14 +260,6 @@ def _stored_path(document: Document) -> Path:
     if not path.is_file():
         raise missing
     return path
-
-
-def _environment() -> dict[str, str]:
-    return {
-        name: value
-        for name, value in child_environment().items()
-        if name in _ENV_ALLOWED
-    }
 
 
 def _answer(

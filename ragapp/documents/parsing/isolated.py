@@ -68,13 +68,27 @@ def parse_file_isolated(
     return _result(process.returncode, stdout, stderr)
 
 
+# What the child may see of the worker's environment: no SECRET_KEY, no API
+# keys, no DATABASE_URL with its password; it reads one file and answers.
+CHILD_ENV_ALLOWED = frozenset(
+    {
+        "PATH", "LANG", "LC_ALL", "LC_CTYPE", "TZ", "TMPDIR", "HOME",
+        "PYTHONPATH", "PYTHONUNBUFFERED", "PYTHONHASHSEED", "VIRTUAL_ENV",
+        "OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS",
+    }
+)  # fmt: skip
+
+
 def child_environment() -> dict[str, str]:
-    """Return the child's environment: this one, with threads and path pinned.
+    """Return the child's environment: an allow-list, threads and path pinned.
 
     Numerical libraries would otherwise start a thread pool per core, each
-    reserving address space that counts against RLIMIT_AS.
+    reserving address space that counts against RLIMIT_AS. Django settings
+    are not passed: the child configures the little it needs itself.
     """
-    env = dict(os.environ)
+    env = {
+        name: value for name, value in os.environ.items() if name in CHILD_ENV_ALLOWED
+    }
     env["PYTHONPATH"] = os.pathsep.join(
         filter(None, [str(_PROJECT_ROOT), env.get("PYTHONPATH", "")])
     )

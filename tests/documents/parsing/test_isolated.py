@@ -17,7 +17,7 @@ from ragapp.documents.parsing import (
 )
 from ragapp.documents.parsing.base import MARKDOWN, PDF, ParsedDocument
 from ragapp.documents.parsing.child import main as child_main
-from ragapp.documents.parsing.isolated import failure_for_returncode
+from ragapp.documents.parsing.isolated import child_environment, failure_for_returncode
 from tests.files import text_pdf
 
 LIMITS = ParseLimits()
@@ -30,6 +30,31 @@ def test_the_isolated_result_equals_the_in_process_one(tmp_path):
     isolated = parse_file_isolated(path, content_type=PDF, limits=LIMITS)
     assert isolated == parse_bytes(data, content_type=PDF, limits=LIMITS)
     assert [b.page for b in isolated.blocks] == [1, 2]
+
+
+SECRETS = {
+    "SECRET_KEY": "django-insecure-not-for-the-child",
+    "OPENAI_API_KEY": "sk-not-for-the-child",
+    "DATABASE_URL": "postgres://ragapp:hunter2@db/ragapp",
+    "DJANGO_SETTINGS_MODULE": "ragapp.settings",
+}
+
+
+def test_the_child_sees_none_of_the_workers_secrets(tmp_path, monkeypatch):
+    for name, value in SECRETS.items():
+        monkeypatch.setenv(name, value)
+    env = child_environment()
+    assert not set(SECRETS) & set(env)
+    assert not any("hunter2" in value or "sk-" in value for value in env.values())
+    # ... and parses all the same, translatable messages included.
+    path = tmp_path / "two.pdf"
+    path.write_bytes(text_pdf([["First page."], ["Second page."]]))
+    document = parse_file_isolated(path, content_type=PDF, limits=LIMITS)
+    assert [b.page for b in document.blocks] == [1, 2]
+    (tmp_path / "empty.pdf").write_bytes(b"")
+    with pytest.raises(ParseError) as caught:
+        parse_file_isolated(tmp_path / "empty.pdf", content_type=PDF, limits=LIMITS)
+    assert caught.value.code == "empty"
 
 
 def test_unicode_survives_the_json_round_trip(tmp_path):
